@@ -1,0 +1,2 @@
+//! mall-bench: load and micro benchmarks of the mall. See `benches/README.md` for the figures
+//! and how they were made.

@@ -1,0 +1,18 @@
+//! mall-db: the mall's persistence layer — schema, models, repositories, pools and migrations,
+//! on SQLite (embedded default) and PostgreSQL, through Diesel and diesel-async.
+
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod migrate;
+pub mod models;
+pub mod pool;
+pub mod repo;
+pub mod schema;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use diesel_async::AsyncPgConnection;
+pub use error::DbError;
+pub use ids::IdGenerator;
+pub use pool::{Backend, Db, DbConn, PoolOptions, SqliteConn};

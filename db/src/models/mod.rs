@@ -1,0 +1,9 @@
+//! Rows as Rust structs, one module per table group.
+
+pub mod role;
+pub mod session;
+pub mod user;
+
+pub use role::{PermissionRow, RoleWithPermissions};
+pub use session::{RefreshTokenRow, SessionRow};
+pub use user::{NewUser, UserRow};

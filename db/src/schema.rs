@@ -1,0 +1,86 @@
+//! The Diesel table definitions shared by both backends (kept by hand, in step with `migrations/`).
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        email_norm -> Text,
+        name -> Text,
+        password_hash -> Text,
+        banned_at -> Nullable<Timestamp>,
+        ban_reason -> Nullable<Text>,
+        closed_at -> Nullable<Timestamp>,
+        password_changed_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    roles (name) {
+        name -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    permissions (role_name, position) {
+        role_name -> Text,
+        position -> Integer,
+        method -> Text,
+        path -> Text,
+        effect -> Text,
+    }
+}
+
+diesel::table! {
+    user_roles (user_id, role_name) {
+        user_id -> BigInt,
+        role_name -> Text,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        revoke_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        session_id -> BigInt,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        spent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    policy_state (id) {
+        id -> Integer,
+        version -> BigInt,
+    }
+}
+
+diesel::joinable!(permissions -> roles (role_name));
+diesel::joinable!(user_roles -> roles (role_name));
+diesel::joinable!(user_roles -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    roles,
+    permissions,
+    user_roles,
+    sessions,
+    refresh_tokens,
+    policy_state,
+);

@@ -1,0 +1,19 @@
+//! Request and response bodies, as the API shows them (ids as strings, times as RFC 3339).
+
+pub mod identity;
+pub mod page;
+
+pub use page::{PageQuery, Paged};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Formats a time as RFC 3339 UTC (`2026-11-26T02:19:55.123456Z`).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_default()
+}
+
+/// Formats a stored UTC timestamp as RFC 3339.
+pub fn stored_time(t: time::PrimitiveDateTime) -> String {
+    rfc3339(t.assume_utc())
+}

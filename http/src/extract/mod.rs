@@ -1,0 +1,7 @@
+//! Extractors and their error handling: the caller, JSON bodies, query strings.
+
+pub mod body;
+pub mod caller;
+
+pub use body::{json_config, optional_json, path_config, payload_config, query_config};
+pub use caller::Caller;

@@ -1,0 +1,5 @@
+//! Route handlers: thin adapters from HTTP to the services, one module per area.
+
+pub mod admin;
+pub mod identity;
+pub mod ops;

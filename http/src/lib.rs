@@ -1,0 +1,16 @@
+//! mall-http: the mall's HTTP layer (actix-web) — routes, authentication and authorization,
+//! errors, metrics, OpenAPI — and the pieces of the `mall` binary.
+
+pub mod auth;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod metrics;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod telemetry;

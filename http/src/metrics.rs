@@ -1,0 +1,57 @@
+//! The Prometheus registry and the HTTP-layer metrics, rendered at `/metrics`.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// Every metric the HTTP layer records; one per process, shared.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry everything is registered in (other layers add theirs).
+    pub registry: Registry,
+    /// `http_requests_total{method, route, status}`.
+    pub requests: IntCounterVec,
+    /// `http_request_duration_seconds{method, route, status}`.
+    pub latency: HistogramVec,
+    /// `db_pool_connections_in_use`.
+    pub pool_in_use: IntGauge,
+    /// `db_pool_connections_max`.
+    pub pool_max: IntGauge,
+}
+
+impl Metrics {
+    /// Creates and registers the metrics. Fails only on a programming error (duplicate names).
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by method, route and status"),
+            &["method", "route", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by method, route and status")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["method", "route", "status"],
+        )?;
+        let pool_in_use = IntGauge::new("db_pool_connections_in_use", "Database connections checked out")?;
+        let pool_max = IntGauge::new("db_pool_connections_max", "Database pool size")?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(pool_in_use.clone()))?;
+        registry.register(Box::new(pool_max.clone()))?;
+        Ok(Metrics { registry, requests, latency, pool_in_use, pool_max })
+    }
+
+    /// Records one finished request.
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        let labels = [method, route, status.as_str()];
+        self.requests.with_label_values(&labels).inc();
+        self.latency.with_label_values(&labels).observe(seconds);
+    }
+
+    /// The Prometheus text exposition of every registered metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}

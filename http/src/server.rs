@@ -1,0 +1,75 @@
+//! Builds the actix-web application and runs the server until it is told to stop.
+
+use std::time::Duration;
+
+use actix_web::middleware::{Compress, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+use crate::auth::identity;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::extract::{json_config, path_config, payload_config, query_config};
+use crate::middleware::{access::access, observe::observe};
+use crate::routes;
+use crate::state::{AppState, POLICY_POLL_EVERY, StartupError};
+
+async fn no_such_route() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("route"))
+}
+
+/// Registers the application (routes, extractor settings, middleware) on an `App`; shared by
+/// the server and in-process tests.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .app_data(json_config())
+        .app_data(payload_config())
+        .app_data(query_config())
+        .app_data(path_config())
+        .configure(routes::configure)
+        .default_service(web::to(no_such_route))
+        .wrap(from_fn(access))
+        .wrap(Compress::default())
+        .wrap(from_fn(observe))
+}
+
+/// Runs `mall serve`: builds the state, makes sure the bootstrap admin exists, starts the
+/// policy watcher, binds, logs `listening` with the bound `addr`, and serves until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> Result<(), StartupError> {
+    let server_cfg = config.server.clone();
+    let state = web::Data::new(AppState::build(config).await?);
+    identity::ensure_bootstrap_admin(&state)
+        .await
+        .map_err(|e| StartupError::Other(format!("bootstrap admin: {}", e.message)))?;
+    state.policy.spawn_watcher(POLICY_POLL_EVERY);
+
+    let listener = std::net::TcpListener::bind(&server_cfg.bind)
+        .map_err(|e| StartupError::Other(format!("server.bind {}: {e}", server_cfg.bind)))?;
+    let addr = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?;
+    let app_state = state.clone();
+    let mut server = HttpServer::new(move || app(app_state.clone()))
+        .shutdown_timeout(server_cfg.shutdown_timeout_secs)
+        .max_connections(server_cfg.max_connections)
+        .client_request_timeout(Duration::from_secs(10));
+    if server_cfg.workers > 0 {
+        server = server.workers(server_cfg.workers);
+    }
+    let server = server
+        .listen(listener)
+        .map_err(|e| StartupError::Other(format!("server.bind {}: {e}", server_cfg.bind)))?
+        .run();
+    tracing::info!(addr = %addr, database = %state.db.backend_name(), "listening");
+    server.await.map_err(|e| StartupError::Other(e.to_string()))?;
+    tracing::info!("stopped");
+    Ok(())
+}

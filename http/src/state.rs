@@ -1,0 +1,112 @@
+//! `AppState`: everything a handler needs, built once at start-up and shared by all workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mall_db::{Db, IdGenerator};
+
+use crate::auth::cache::AuthCache;
+use crate::auth::jwt::{Algorithm, JwtSettings, KeyMaterial, TokenService};
+use crate::auth::policy::Whitelist;
+use crate::auth::{Authenticator, PolicyStore};
+use crate::config::{Config, parse_net};
+use crate::metrics::Metrics;
+
+/// How long a node trusts its cached view of an account (the one-second promise has room).
+pub const AUTH_CACHE_TTL: Duration = Duration::from_millis(400);
+/// How often a node polls the policy version.
+pub const POLICY_POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// Shared state of the HTTP layer.
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// The database.
+    pub db: Db,
+    /// Id generator for new rows.
+    pub ids: Arc<IdGenerator>,
+    /// Issues and verifies access tokens.
+    pub tokens: Arc<TokenService>,
+    /// Checks bearer tokens against logins and accounts.
+    pub auth: Authenticator,
+    /// The live RBAC policy.
+    pub policy: Arc<PolicyStore>,
+    /// Routes that need no token.
+    pub whitelist: Whitelist,
+    /// Client networks refused outright.
+    pub ip_blacklist: Vec<ipnet::IpNet>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+}
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A configuration value is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] mall_db::DbError),
+    /// Anything else (keys, metrics).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The token service the configuration describes (reads key files for EdDSA/ES256).
+pub fn token_service(config: &Config) -> Result<TokenService, StartupError> {
+    let auth = &config.auth;
+    let algorithm = Algorithm::parse(&auth.jwt_algorithm)
+        .ok_or_else(|| StartupError::Other("auth.jwt_algorithm: unknown algorithm".into()))?;
+    let key = match algorithm {
+        Algorithm::Hs256 => KeyMaterial::Secret(auth.jwt_secret.clone()),
+        _ => {
+            let read = |key: &str, path: &str| {
+                std::fs::read(path).map_err(|e| StartupError::Other(format!("{key}: cannot read {path:?}: {e}")))
+            };
+            KeyMaterial::KeyPair {
+                private_pem: read("auth.jwt_private_key_path", &auth.jwt_private_key_path)?,
+                public_pem: read("auth.jwt_public_key_path", &auth.jwt_public_key_path)?,
+            }
+        }
+    };
+    TokenService::new(JwtSettings {
+        algorithm,
+        key,
+        issuer: auth.issuer.clone(),
+        audience: auth.audience.clone(),
+        access_ttl_secs: auth.access_ttl_secs,
+        leeway_secs: auth.clock_leeway_secs,
+    })
+    .map_err(|e| StartupError::Other(format!("auth: {e}")))
+}
+
+impl AppState {
+    /// Builds the state: opens the pools and loads the policy.
+    pub async fn build(config: Config) -> Result<AppState, StartupError> {
+        let opts = mall_db::PoolOptions {
+            max_connections: config.database.max_connections,
+            acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+            connect_timeout: Duration::from_millis(config.database.connect_timeout_ms),
+            statement_timeout: Duration::from_millis(config.database.statement_timeout_ms),
+        };
+        let db = Db::connect(&config.database.url, &opts)?;
+        let tokens = Arc::new(token_service(&config)?);
+        let policy = PolicyStore::load(db.clone()).await?;
+        let whitelist = Whitelist::parse(&config.auth.whitelist)
+            .map_err(|e| StartupError::Other(format!("auth.whitelist: {e}")))?;
+        let ip_blacklist = config.auth.ip_blacklist.iter().filter_map(|e| parse_net(e)).collect();
+        let metrics = Metrics::new().map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
+        Ok(AppState {
+            auth: Authenticator::new(Arc::clone(&tokens), db.clone(), AuthCache::new(AUTH_CACHE_TTL)),
+            config: Arc::new(config),
+            db,
+            ids: Arc::new(IdGenerator::random_node()),
+            tokens,
+            policy,
+            whitelist,
+            ip_blacklist,
+            metrics,
+        })
+    }
+}
