@@ -32,7 +32,10 @@ impl TestDatabase {
             Err(e) => panic!("cannot create a temporary directory: {e}"),
         };
         let url = format!("sqlite://{}/mall.db", dir.path().display());
-        TestDatabase { url, kind: Kind::Sqlite(dir) }
+        TestDatabase {
+            url,
+            kind: Kind::Sqlite(dir),
+        }
     }
 
     /// A new PostgreSQL database on the test server.
@@ -46,7 +49,10 @@ impl TestDatabase {
             Some(slash) if slash > "postgres://".len() => format!("{}/{name}", &admin_url[..slash]),
             _ => panic!("MALL_TEST_POSTGRES_URL must name a database: {admin_url}"),
         };
-        TestDatabase { url, kind: Kind::Postgres { admin_url, name } }
+        TestDatabase {
+            url,
+            kind: Kind::Postgres { admin_url, name },
+        }
     }
 
     /// Its `database.url`.
@@ -70,9 +76,13 @@ impl Drop for TestDatabase {
             let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
             // Drop may run inside a runtime: do the async work on a thread of its own.
             let dropped = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 match rt {
-                    Ok(rt) => rt.block_on(admin_sql(&admin_url, &sql)).map_err(|e| e.to_string()),
+                    Ok(rt) => rt
+                        .block_on(admin_sql(&admin_url, &sql))
+                        .map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 }
             })

@@ -177,7 +177,9 @@ pub struct OrderConfig {
 
 impl Default for OrderConfig {
     fn default() -> Self {
-        OrderConfig { payment_timeout_secs: 900 }
+        OrderConfig {
+            payment_timeout_secs: 900,
+        }
     }
 }
 
@@ -191,7 +193,9 @@ pub struct PaymentConfig {
 
 impl Default for PaymentConfig {
     fn default() -> Self {
-        PaymentConfig { session_timeout_secs: 300 }
+        PaymentConfig {
+            session_timeout_secs: 300,
+        }
     }
 }
 
@@ -310,7 +314,12 @@ fn list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
         Many(Vec<String>),
     }
     Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
         OneOrMany::Many(v) => v,
     })
 }
@@ -330,14 +339,19 @@ impl Config {
         match explicit {
             Some(path) => {
                 if !path.is_file() {
-                    return Err(ConfigError(format!("--config {}: no such file", path.display())));
+                    return Err(ConfigError(format!(
+                        "--config {}: no such file",
+                        path.display()
+                    )));
                 }
-                builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+                builder =
+                    builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
             }
             None => {
                 let default = Path::new("config.toml");
                 if default.is_file() {
-                    builder = builder.add_source(config::File::from(default).format(config::FileFormat::Toml));
+                    builder = builder
+                        .add_source(config::File::from(default).format(config::FileFormat::Toml));
                 }
             }
         }
@@ -364,7 +378,13 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: String| Err(ConfigError(format!("{key}: {why}")));
         if self.server.bind.parse::<SocketAddr>().is_err() {
-            return bad("server.bind", format!("{:?} is not an address like 127.0.0.1:8080", self.server.bind));
+            return bad(
+                "server.bind",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080",
+                    self.server.bind
+                ),
+            );
         }
         if let Err(e) = mall_db::Backend::of_url(&self.database.url) {
             return bad("database.url", e.to_string());
@@ -379,27 +399,44 @@ impl Config {
             return bad("auth.jwt_algorithm", "must be HS256, EdDSA or ES256".into());
         }
         if self.auth.access_ttl_secs == 0 || self.auth.refresh_ttl_secs == 0 {
-            return bad("auth.access_ttl_secs", "token lifetimes must be positive".into());
+            return bad(
+                "auth.access_ttl_secs",
+                "token lifetimes must be positive".into(),
+            );
         }
         for entry in &self.auth.ip_blacklist {
             if parse_net(entry).is_none() {
-                return bad("auth.ip_blacklist", format!("{entry:?} is not a CIDR or an IP address"));
+                return bad(
+                    "auth.ip_blacklist",
+                    format!("{entry:?} is not a CIDR or an IP address"),
+                );
             }
         }
         if let Err(e) = crate::auth::policy::Whitelist::parse(&self.auth.whitelist) {
             return bad("auth.whitelist", e.to_string());
         }
-        if !matches!(self.shop.env.as_str(), "development" | "production" | "test") {
+        if !matches!(
+            self.shop.env.as_str(),
+            "development" | "production" | "test"
+        ) {
             return bad("shop.env", "must be development, production or test".into());
         }
-        if self.shop.currency.len() != 3 || !self.shop.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return bad("shop.currency", "must be a three-letter ISO 4217 code".into());
+        if self.shop.currency.len() != 3
+            || !self.shop.currency.bytes().all(|b| b.is_ascii_uppercase())
+        {
+            return bad(
+                "shop.currency",
+                "must be a three-letter ISO 4217 code".into(),
+            );
         }
         if !matches!(self.log.format.as_str(), "json" | "text") {
             return bad("log.format", "must be json or text".into());
         }
         if self.order.payment_timeout_secs == 0 || self.payment.session_timeout_secs == 0 {
-            return bad("order.payment_timeout_secs", "deadlines must be positive".into());
+            return bad(
+                "order.payment_timeout_secs",
+                "deadlines must be positive".into(),
+            );
         }
         Ok(())
     }
@@ -409,7 +446,8 @@ impl Config {
         let hs256 = self.auth.jwt_algorithm == "HS256";
         if self.shop.env == "production" && hs256 && self.auth.jwt_secret == DEV_JWT_SECRET {
             return Err(ConfigError(
-                "auth.jwt_secret: the development secret is refused when shop.env = \"production\"".into(),
+                "auth.jwt_secret: the development secret is refused when shop.env = \"production\""
+                    .into(),
             ));
         }
         Ok(())
@@ -418,10 +456,12 @@ impl Config {
 
 /// Parses `10.0.0.0/8` or a bare address (a /32 or /128).
 pub fn parse_net(entry: &str) -> Option<ipnet::IpNet> {
-    entry
-        .parse::<ipnet::IpNet>()
-        .ok()
-        .or_else(|| entry.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+    entry.parse::<ipnet::IpNet>().ok().or_else(|| {
+        entry
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 #[cfg(test)]
@@ -429,7 +469,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -462,13 +505,21 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_name_the_key() {
-        let err = load(&[("MALL__SERVER__NOPE", "1")]).unwrap_err().to_string();
+        let err = load(&[("MALL__SERVER__NOPE", "1")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope"), "{err}");
-        let err = load(&[("MALL__ORDER__PAYMENT_TIMEOUT_SECS", "soon")]).unwrap_err().to_string();
+        let err = load(&[("MALL__ORDER__PAYMENT_TIMEOUT_SECS", "soon")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("payment_timeout_secs"), "{err}");
-        let err = load(&[("MALL__SERVER__BIND", "localhost")]).unwrap_err().to_string();
+        let err = load(&[("MALL__SERVER__BIND", "localhost")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("server.bind"), "{err}");
-        let err = load(&[("MALL__AUTH__IP_BLACKLIST", "10.0.0.0/33")]).unwrap_err().to_string();
+        let err = load(&[("MALL__AUTH__IP_BLACKLIST", "10.0.0.0/33")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("auth.ip_blacklist"), "{err}");
     }
 
@@ -476,14 +527,22 @@ mod tests {
     fn production_refuses_the_development_secret() {
         let cfg = load(&[("MALL__SHOP__ENV", "production")]).unwrap();
         assert!(cfg.check_for_serve().is_err());
-        let cfg = load(&[("MALL__SHOP__ENV", "production"), ("MALL__AUTH__JWT_SECRET", "a-real-secret-of-enough-length")]).unwrap();
+        let cfg = load(&[
+            ("MALL__SHOP__ENV", "production"),
+            ("MALL__AUTH__JWT_SECRET", "a-real-secret-of-enough-length"),
+        ])
+        .unwrap();
         assert!(cfg.check_for_serve().is_ok());
         assert!(Config::default().check_for_serve().is_ok());
     }
 
     #[test]
     fn blacklist_entries_parse_as_networks() {
-        assert!(parse_net("10.0.0.0/8").unwrap().contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap()));
+        assert!(
+            parse_net("10.0.0.0/8")
+                .unwrap()
+                .contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap())
+        );
         assert!(parse_net("::1").is_some());
         assert!(parse_net("nonsense").is_none());
     }

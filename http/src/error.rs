@@ -28,7 +28,13 @@ pub struct ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -58,7 +64,8 @@ impl ApiError {
             .collect();
         let names: Vec<&str> = fields.keys().map(String::as_str).collect();
         let message = format!("invalid request: {}", names.join(", "));
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message).with_detail("fields", fields)
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+            .with_detail("fields", fields)
     }
 
     /// 400 `invalid_request` about one field.
@@ -78,7 +85,11 @@ impl ApiError {
 
     /// 401 `invalid_credentials` (the same answer for an unknown email and a wrong password).
     pub fn invalid_credentials() -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", "email or password is wrong")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "email or password is wrong",
+        )
     }
 
     /// 403 `forbidden`.
@@ -88,12 +99,20 @@ impl ApiError {
 
     /// 403 `user_banned`.
     pub fn user_banned() -> Self {
-        ApiError::new(StatusCode::FORBIDDEN, "user_banned", "this account is banned")
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "user_banned",
+            "this account is banned",
+        )
     }
 
     /// 404 `not_found`.
     pub fn not_found(what: &str) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     /// 409 with the given code.
@@ -111,7 +130,11 @@ impl ApiError {
     /// 500 `internal`: a bug. The cause is logged, never shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 }
 
@@ -153,15 +176,22 @@ mod tests {
     async fn errors_have_the_contract_shape() {
         let res = ApiError::invalid_field("email", "must be an email address").error_response();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-        let body: Value = serde_json::from_slice(&to_bytes(res.into_body()).await.unwrap()).unwrap();
+        let body: Value =
+            serde_json::from_slice(&to_bytes(res.into_body()).await.unwrap()).unwrap();
         assert_eq!(body["error"]["code"], "invalid_request");
-        assert_eq!(body["error"]["details"]["fields"]["email"], "must be an email address");
+        assert_eq!(
+            body["error"]["details"]["fields"]["email"],
+            "must be an email address"
+        );
         assert!(body["error"]["message"].as_str().unwrap().contains("email"));
     }
 
     #[actix_web::test]
     async fn database_outage_is_503_with_retry_after_and_no_sql() {
-        let res = ApiError::from(DbError::Unavailable("connection refused to 10.0.0.1".into())).error_response();
+        let res = ApiError::from(DbError::Unavailable(
+            "connection refused to 10.0.0.1".into(),
+        ))
+        .error_response();
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "1");
         let body = to_bytes(res.into_body()).await.unwrap();

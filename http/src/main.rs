@@ -23,10 +23,16 @@ fn parse_args() -> Result<(Command, Option<PathBuf>), String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "serve" | "migrate" if command.is_none() => {
-                command = Some(if arg == "serve" { Command::Serve } else { Command::Migrate });
+                command = Some(if arg == "serve" {
+                    Command::Serve
+                } else {
+                    Command::Migrate
+                });
             }
             "--config" => config = Some(PathBuf::from(args.next().ok_or("--config needs a PATH")?)),
-            s if s.starts_with("--config=") => config = Some(PathBuf::from(&s["--config=".len()..])),
+            s if s.starts_with("--config=") => {
+                config = Some(PathBuf::from(&s["--config=".len()..]))
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unexpected argument {other:?}")),
         }
@@ -71,11 +77,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             // Migrations run before the actix runtime starts: diesel's harness blocks on its own.
-            if config.database.auto_migrate {
-                if let Err(e) = mall_db::migrate::run_pending(&config.database.url) {
-                    eprintln!("mall: {e}");
-                    return ExitCode::FAILURE;
-                }
+            if config.database.auto_migrate
+                && let Err(e) = mall_db::migrate::run_pending(&config.database.url)
+            {
+                eprintln!("mall: {e}");
+                return ExitCode::FAILURE;
             }
             match actix_web::rt::System::new().block_on(mall_http::server::serve(config)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,8 @@
 //! The Prometheus registry and the HTTP-layer metrics, rendered at `/metrics`.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 /// Every metric the HTTP layer records; one per process, shared.
 #[derive(Clone)]
@@ -22,21 +24,38 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by method, route and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route and status",
+            ),
             &["method", "route", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by method, route and status")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by method, route and status",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
             &["method", "route", "status"],
         )?;
-        let pool_in_use = IntGauge::new("db_pool_connections_in_use", "Database connections checked out")?;
+        let pool_in_use = IntGauge::new(
+            "db_pool_connections_in_use",
+            "Database connections checked out",
+        )?;
         let pool_max = IntGauge::new("db_pool_connections_max", "Database pool size")?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool_in_use.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
-        Ok(Metrics { registry, requests, latency, pool_in_use, pool_max })
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            pool_in_use,
+            pool_max,
+        })
     }
 
     /// Records one finished request.

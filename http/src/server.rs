@@ -55,7 +55,9 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
 
     let listener = std::net::TcpListener::bind(&server_cfg.bind)
         .map_err(|e| StartupError::Other(format!("server.bind {}: {e}", server_cfg.bind)))?;
-    let addr = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartupError::Other(e.to_string()))?;
     let app_state = state.clone();
     let mut server = HttpServer::new(move || app(app_state.clone()))
         .shutdown_timeout(server_cfg.shutdown_timeout_secs)
@@ -69,7 +71,9 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         .map_err(|e| StartupError::Other(format!("server.bind {}: {e}", server_cfg.bind)))?
         .run();
     tracing::info!(addr = %addr, database = %state.db.backend_name(), "listening");
-    server.await.map_err(|e| StartupError::Other(e.to_string()))?;
+    server
+        .await
+        .map_err(|e| StartupError::Other(e.to_string()))?;
     tracing::info!("stopped");
     Ok(())
 }

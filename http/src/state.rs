@@ -62,7 +62,8 @@ pub fn token_service(config: &Config) -> Result<TokenService, StartupError> {
         Algorithm::Hs256 => KeyMaterial::Secret(auth.jwt_secret.clone()),
         _ => {
             let read = |key: &str, path: &str| {
-                std::fs::read(path).map_err(|e| StartupError::Other(format!("{key}: cannot read {path:?}: {e}")))
+                std::fs::read(path)
+                    .map_err(|e| StartupError::Other(format!("{key}: cannot read {path:?}: {e}")))
             };
             KeyMaterial::KeyPair {
                 private_pem: read("auth.jwt_private_key_path", &auth.jwt_private_key_path)?,
@@ -95,10 +96,19 @@ impl AppState {
         let policy = PolicyStore::load(db.clone()).await?;
         let whitelist = Whitelist::parse(&config.auth.whitelist)
             .map_err(|e| StartupError::Other(format!("auth.whitelist: {e}")))?;
-        let ip_blacklist = config.auth.ip_blacklist.iter().filter_map(|e| parse_net(e)).collect();
+        let ip_blacklist = config
+            .auth
+            .ip_blacklist
+            .iter()
+            .filter_map(|e| parse_net(e))
+            .collect();
         let metrics = Metrics::new().map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
         Ok(AppState {
-            auth: Authenticator::new(Arc::clone(&tokens), db.clone(), AuthCache::new(AUTH_CACHE_TTL)),
+            auth: Authenticator::new(
+                Arc::clone(&tokens),
+                db.clone(),
+                AuthCache::new(AUTH_CACHE_TTL),
+            ),
             config: Arc::new(config),
             db,
             ids: Arc::new(IdGenerator::random_node()),

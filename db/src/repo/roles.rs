@@ -24,7 +24,8 @@ pub struct NewPermission {
 /// Every role with its permissions, roles by name and permissions by position.
 pub async fn list_all(conn: &mut DbConn) -> Result<Vec<RoleWithPermissions>, DbError> {
     let names_q = roles::table.select(roles::name).order(roles::name.asc());
-    let perms_q = permissions::table.order((permissions::role_name.asc(), permissions::position.asc()));
+    let perms_q =
+        permissions::table.order((permissions::role_name.asc(), permissions::position.asc()));
     let (names, perms) = with_conn!(conn, c => {
         let names: Vec<String> = names_q.load(c).await?;
         let perms: Vec<PermissionRow> = perms_q.select(PermissionRow::as_select()).load(c).await?;
@@ -36,7 +37,10 @@ pub async fn list_all(conn: &mut DbConn) -> Result<Vec<RoleWithPermissions>, DbE
 fn group(names: Vec<String>, perms: Vec<PermissionRow>) -> Vec<RoleWithPermissions> {
     let mut out: Vec<RoleWithPermissions> = names
         .into_iter()
-        .map(|name| RoleWithPermissions { name, permissions: Vec::new() })
+        .map(|name| RoleWithPermissions {
+            name,
+            permissions: Vec::new(),
+        })
         .collect();
     for p in perms {
         if let Ok(i) = out.binary_search_by(|r| r.name.as_str().cmp(p.role_name.as_str())) {
@@ -63,7 +67,12 @@ pub async fn find(conn: &mut DbConn, name: &str) -> Result<Option<RoleWithPermis
 
 /// Creates the role or replaces its permissions, and bumps the policy version, atomically.
 /// Returns true when the role was created.
-pub async fn put(conn: &mut DbConn, name: &str, perms: &[NewPermission], now: PrimitiveDateTime) -> Result<bool, DbError> {
+pub async fn put(
+    conn: &mut DbConn,
+    name: &str,
+    perms: &[NewPermission],
+    now: PrimitiveDateTime,
+) -> Result<bool, DbError> {
     let name = name.to_owned();
     let rows: Vec<PermissionRow> = perms
         .iter()

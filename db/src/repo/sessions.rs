@@ -13,7 +13,12 @@ use crate::with_conn;
 /// `UPDATE sessions SET revoked_at, revoke_reason WHERE <filter> AND revoked_at IS NULL`.
 macro_rules! revoke_sessions_query {
     ($filter:expr, $reason:expr, $now:expr) => {
-        diesel::update(sessions::table.filter($filter).filter(sessions::revoked_at.is_null())).set((
+        diesel::update(
+            sessions::table
+                .filter($filter)
+                .filter(sessions::revoked_at.is_null()),
+        )
+        .set((
             sessions::revoked_at.eq(Some($now)),
             sessions::revoke_reason.eq(Some($reason.to_owned())),
         ))
@@ -21,7 +26,11 @@ macro_rules! revoke_sessions_query {
 }
 
 /// Records a new login and its first refresh token, atomically.
-pub async fn create(conn: &mut DbConn, session: SessionRow, first_token: RefreshTokenRow) -> Result<(), DbError> {
+pub async fn create(
+    conn: &mut DbConn,
+    session: SessionRow,
+    first_token: RefreshTokenRow,
+) -> Result<(), DbError> {
     with_conn!(conn, c => c.transaction(async |c| {
         diesel::insert_into(sessions::table).values(&session).execute(c).await?;
         diesel::insert_into(refresh_tokens::table).values(&first_token).execute(c).await?;
@@ -97,8 +106,20 @@ pub async fn rotate(
 
 /// Ends one login of `user_id`. Returns false when it does not exist, is another user's, or
 /// was already ended.
-pub async fn revoke(conn: &mut DbConn, user_id: i64, session_id: i64, reason: &str, now: PrimitiveDateTime) -> Result<bool, DbError> {
-    let q = revoke_sessions_query!(sessions::id.eq(session_id).and(sessions::user_id.eq(user_id)), reason, now);
+pub async fn revoke(
+    conn: &mut DbConn,
+    user_id: i64,
+    session_id: i64,
+    reason: &str,
+    now: PrimitiveDateTime,
+) -> Result<bool, DbError> {
+    let q = revoke_sessions_query!(
+        sessions::id
+            .eq(session_id)
+            .and(sessions::user_id.eq(user_id)),
+        reason,
+        now
+    );
     Ok(with_conn!(conn, c => q.execute(c).await)? > 0)
 }
 
@@ -111,12 +132,19 @@ pub async fn revoke_all(
     now: PrimitiveDateTime,
 ) -> Result<usize, DbError> {
     let keep = keep.unwrap_or(-1);
-    let q = revoke_sessions_query!(sessions::user_id.eq(user_id).and(sessions::id.ne(keep)), reason, now);
+    let q = revoke_sessions_query!(
+        sessions::user_id.eq(user_id).and(sessions::id.ne(keep)),
+        reason,
+        now
+    );
     Ok(with_conn!(conn, c => q.execute(c).await)?)
 }
 
 /// The session that a refresh token belongs to, if the token is known.
-pub async fn session_of_token(conn: &mut DbConn, token_hash: &str) -> Result<Option<SessionRow>, DbError> {
+pub async fn session_of_token(
+    conn: &mut DbConn,
+    token_hash: &str,
+) -> Result<Option<SessionRow>, DbError> {
     let q = refresh_tokens::table
         .inner_join(sessions::table)
         .filter(refresh_tokens::token_hash.eq(token_hash.to_owned()));
@@ -124,7 +152,10 @@ pub async fn session_of_token(conn: &mut DbConn, token_hash: &str) -> Result<Opt
 }
 
 /// Deletes refresh tokens that expired before `before` (housekeeping).
-pub async fn purge_expired_tokens(conn: &mut DbConn, before: PrimitiveDateTime) -> Result<usize, DbError> {
+pub async fn purge_expired_tokens(
+    conn: &mut DbConn,
+    before: PrimitiveDateTime,
+) -> Result<usize, DbError> {
     let q = diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.lt(before)));
     Ok(with_conn!(conn, c => q.execute(c).await)?)
 }

@@ -26,7 +26,11 @@ pub struct AuthState {
 
 /// Inserts a user with the given roles in one transaction. An email already used by an open
 /// account fails with `DbError::UniqueViolation`.
-pub async fn insert(conn: &mut DbConn, user: NewUser, role_names: &[String]) -> Result<UserRow, DbError> {
+pub async fn insert(
+    conn: &mut DbConn,
+    user: NewUser,
+    role_names: &[String],
+) -> Result<UserRow, DbError> {
     with_conn!(conn, c => c.transaction(async |c| {
         // Grant only roles that still exist (an admin may have deleted a built-in one).
         let existing: Vec<String> = roles::table
@@ -51,12 +55,19 @@ pub async fn insert(conn: &mut DbConn, user: NewUser, role_names: &[String]) -> 
 
 /// A user by id, open or closed.
 pub async fn find(conn: &mut DbConn, id: i64) -> Result<Option<UserRow>, DbError> {
-    Ok(with_conn!(conn, c => users::table.find(id).select(UserRow::as_select()).first(c).await.optional())?)
+    Ok(
+        with_conn!(conn, c => users::table.find(id).select(UserRow::as_select()).first(c).await.optional())?,
+    )
 }
 
 /// The open account with this (already lower-cased) email.
-pub async fn find_open_by_email(conn: &mut DbConn, email_norm: &str) -> Result<Option<UserRow>, DbError> {
-    let q = users::table.filter(users::email_norm.eq(email_norm)).filter(users::closed_at.is_null());
+pub async fn find_open_by_email(
+    conn: &mut DbConn,
+    email_norm: &str,
+) -> Result<Option<UserRow>, DbError> {
+    let q = users::table
+        .filter(users::email_norm.eq(email_norm))
+        .filter(users::closed_at.is_null());
     Ok(with_conn!(conn, c => q.select(UserRow::as_select()).first(c).await.optional())?)
 }
 
@@ -70,10 +81,15 @@ pub async fn roles_of(conn: &mut DbConn, user_id: i64) -> Result<Vec<String>, Db
 }
 
 /// The caller's account and login state and roles; `None` when the user does not exist.
-pub async fn auth_state(conn: &mut DbConn, user_id: i64, session_id: i64) -> Result<Option<AuthState>, DbError> {
-    let user_q = users::table
-        .find(user_id)
-        .select((users::banned_at.is_not_null(), users::closed_at.is_not_null()));
+pub async fn auth_state(
+    conn: &mut DbConn,
+    user_id: i64,
+    session_id: i64,
+) -> Result<Option<AuthState>, DbError> {
+    let user_q = users::table.find(user_id).select((
+        users::banned_at.is_not_null(),
+        users::closed_at.is_not_null(),
+    ));
     let session_q = sessions::table
         .find(session_id)
         .filter(sessions::user_id.eq(user_id))
@@ -257,7 +273,11 @@ pub async fn list(
     let items = rows
         .into_iter()
         .map(|u| {
-            let roles = links.iter().filter(|(uid, _)| *uid == u.id).map(|(_, r)| r.clone()).collect();
+            let roles = links
+                .iter()
+                .filter(|(uid, _)| *uid == u.id)
+                .map(|(_, r)| r.clone())
+                .collect();
             (u, roles)
         })
         .collect();

@@ -78,9 +78,15 @@ impl Authenticator {
         if state.session_revoked {
             return Err(ApiError::unauthenticated("the login has ended"));
         }
-        let expires_at = OffsetDateTime::from_unix_timestamp(i64::try_from(claims.exp).unwrap_or(i64::MAX))
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        Ok(AuthUser { id: user_id, session_id, roles: state.roles, expires_at })
+        let expires_at =
+            OffsetDateTime::from_unix_timestamp(i64::try_from(claims.exp).unwrap_or(i64::MAX))
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Ok(AuthUser {
+            id: user_id,
+            session_id,
+            roles: state.roles,
+            expires_at,
+        })
     }
 
     async fn state(&self, user_id: i64, session_id: i64) -> Result<Option<AuthState>, ApiError> {

@@ -23,7 +23,10 @@ pub struct AuthCache {
 impl AuthCache {
     /// A cache whose entries live `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        AuthCache { ttl, entries: Mutex::new(HashMap::new()) }
+        AuthCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     /// How long an entry is trusted.
@@ -72,7 +75,12 @@ mod tests {
     use super::*;
 
     fn state(banned: bool) -> AuthState {
-        AuthState { banned, closed: false, session_revoked: false, roles: vec!["customer".into()] }
+        AuthState {
+            banned,
+            closed: false,
+            session_revoked: false,
+            roles: vec!["customer".into()],
+        }
     }
 
     #[test]
@@ -80,7 +88,12 @@ mod tests {
         let cache = AuthCache::new(Duration::from_millis(500));
         cache.put(1, 10, Instant::now(), state(false));
         assert_eq!(cache.get(1, 10), Some(state(false)));
-        cache.put(1, 11, Instant::now() - Duration::from_millis(600), state(false));
+        cache.put(
+            1,
+            11,
+            Instant::now() - Duration::from_millis(600),
+            state(false),
+        );
         assert_eq!(cache.get(1, 11), None);
     }
 

@@ -13,7 +13,9 @@ use mall_db::repo::users::SetRoles;
 use mall_db::{DbError, clock, repo};
 
 use super::AuthUser;
-use super::password::{dummy_hash, hash_password, hash_refresh_token, new_refresh_token, verify_password};
+use super::password::{
+    dummy_hash, hash_password, hash_refresh_token, new_refresh_token, verify_password,
+};
 use super::policy::{Effect, Rule, validate_rule};
 use crate::dto::identity::*;
 use crate::dto::{Paged, rfc3339};
@@ -31,11 +33,13 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     // Deliberately loose (the real check is a confirmation mail): one @, no spaces, a dot in the domain.
     Regex::new(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$").unwrap_or_else(|e| panic!("email regex: {e}"))
 });
-static ROLE_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9_-]{1,64}$").unwrap_or_else(|e| panic!("role regex: {e}")));
+static ROLE_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z0-9_-]{1,64}$").unwrap_or_else(|e| panic!("role regex: {e}"))
+});
 
 fn email_problem(email: &str) -> Option<String> {
-    (email.len() > 254 || !EMAIL.is_match(email)).then(|| "must be an email address (at most 254 bytes)".into())
+    (email.len() > 254 || !EMAIL.is_match(email))
+        .then(|| "must be an email address (at most 254 bytes)".into())
 }
 
 fn password_problem(password: &str) -> Option<String> {
@@ -51,13 +55,23 @@ fn name_problem(name: &str) -> Option<String> {
 
 /// Collects `(field, problem)` pairs and fails with all of them at once.
 fn check(problems: Vec<(&str, Option<String>)>) -> Result<(), ApiError> {
-    let found: Vec<(&str, String)> = problems.into_iter().filter_map(|(f, p)| p.map(|p| (f, p))).collect();
-    if found.is_empty() { Ok(()) } else { Err(ApiError::invalid(found)) }
+    let found: Vec<(&str, String)> = problems
+        .into_iter()
+        .filter_map(|(f, p)| p.map(|p| (f, p)))
+        .collect();
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(found))
+    }
 }
 
 /// Parses an id from a path; anything that is not one of ours is simply not found.
 pub fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::not_found(what))
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::not_found(what))
 }
 
 async fn hash_blocking(password: String) -> Result<String, ApiError> {
@@ -114,7 +128,10 @@ pub async fn register(st: &AppState, req: RegisterRequest) -> Result<UserView, A
             tracing::info!(user_id = row.id, "user registered");
             Ok(UserView::of(&row, roles))
         }
-        Err(DbError::UniqueViolation(_)) => Err(ApiError::conflict("email_taken", "that email is already registered")),
+        Err(DbError::UniqueViolation(_)) => Err(ApiError::conflict(
+            "email_taken",
+            "that email is already registered",
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -125,7 +142,13 @@ async fn start_session(st: &AppState, user_id: i64) -> Result<TokenPair, ApiErro
     let session_id = st.ids.next_id();
     let refresh = new_refresh_token();
     let ttl = st.config.auth.refresh_ttl_secs;
-    let session = SessionRow { id: session_id, user_id, created_at: now, revoked_at: None, revoke_reason: None };
+    let session = SessionRow {
+        id: session_id,
+        user_id,
+        created_at: now,
+        revoked_at: None,
+        revoke_reason: None,
+    };
     let first = refresh_row(&refresh, session_id, now, ttl);
     let mut conn = st.db.write().await?;
     repo::sessions::create(&mut conn, session, first).await?;
@@ -133,17 +156,29 @@ async fn start_session(st: &AppState, user_id: i64) -> Result<TokenPair, ApiErro
     token_pair(st, user_id, session_id, refresh)
 }
 
-fn refresh_row(token: &str, session_id: i64, now: time::PrimitiveDateTime, ttl_secs: u64) -> RefreshTokenRow {
+fn refresh_row(
+    token: &str,
+    session_id: i64,
+    now: time::PrimitiveDateTime,
+    ttl_secs: u64,
+) -> RefreshTokenRow {
     RefreshTokenRow {
         token_hash: hash_refresh_token(token),
         session_id,
         issued_at: now,
-        expires_at: now.saturating_add(TimeDelta::seconds(i64::try_from(ttl_secs).unwrap_or(i64::MAX))),
+        expires_at: now.saturating_add(TimeDelta::seconds(
+            i64::try_from(ttl_secs).unwrap_or(i64::MAX),
+        )),
         spent_at: None,
     }
 }
 
-fn token_pair(st: &AppState, user_id: i64, session_id: i64, refresh: String) -> Result<TokenPair, ApiError> {
+fn token_pair(
+    st: &AppState,
+    user_id: i64,
+    session_id: i64,
+    refresh: String,
+) -> Result<TokenPair, ApiError> {
     let access = st
         .tokens
         .issue(user_id, session_id, time::OffsetDateTime::now_utc())
@@ -164,7 +199,9 @@ pub async fn login(st: &AppState, req: LoginRequest) -> Result<TokenPair, ApiErr
         let mut conn = st.db.read().await?;
         repo::users::find_open_by_email(&mut conn, &email_norm).await?
     };
-    let phc = found.as_ref().map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
+    let phc = found
+        .as_ref()
+        .map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
     let matches = verify_blocking(req.password, phc).await?;
     let Some(user) = found.filter(|_| matches) else {
         return Err(ApiError::invalid_credentials());
@@ -183,18 +220,31 @@ pub async fn refresh(st: &AppState, req: RefreshRequest) -> Result<TokenPair, Ap
     let next_row = refresh_row(&next, 0, now, st.config.auth.refresh_ttl_secs);
     let outcome = {
         let mut conn = st.db.write().await?;
-        repo::sessions::rotate(&mut conn, &hash_refresh_token(&req.refresh_token), next_row, now).await?
+        repo::sessions::rotate(
+            &mut conn,
+            &hash_refresh_token(&req.refresh_token),
+            next_row,
+            now,
+        )
+        .await?
     };
     match outcome {
-        Rotation::Rotated { session_id, user_id } => {
+        Rotation::Rotated {
+            session_id,
+            user_id,
+        } => {
             let state = {
                 let mut conn = st.db.read().await?;
                 repo::users::auth_state(&mut conn, user_id, session_id).await?
             };
             match state {
                 Some(s) if s.banned => Err(ApiError::user_banned()),
-                Some(s) if !s.closed && !s.session_revoked => token_pair(st, user_id, session_id, next),
-                _ => Err(ApiError::unauthenticated("the refresh token is invalid or expired")),
+                Some(s) if !s.closed && !s.session_revoked => {
+                    token_pair(st, user_id, session_id, next)
+                }
+                _ => Err(ApiError::unauthenticated(
+                    "the refresh token is invalid or expired",
+                )),
             }
         }
         Rotation::Reused { user_id } => {
@@ -206,7 +256,9 @@ pub async fn refresh(st: &AppState, req: RefreshRequest) -> Result<TokenPair, Ap
                 "this refresh token was already used; the login has been ended",
             ))
         }
-        Rotation::Invalid => Err(ApiError::unauthenticated("the refresh token is invalid or expired")),
+        Rotation::Invalid => Err(ApiError::unauthenticated(
+            "the refresh token is invalid or expired",
+        )),
     }
 }
 
@@ -215,11 +267,15 @@ pub async fn logout(st: &AppState, user: &AuthUser, req: LogoutRequest) -> Resul
     let now = clock::now();
     let mut conn = st.db.write().await?;
     repo::sessions::revoke(&mut conn, user.id, user.session_id, "logout", now).await?;
-    if let Some(token) = req.refresh_token {
-        if let Some(session) = repo::sessions::session_of_token(&mut conn, &hash_refresh_token(&token)).await? {
-            // `revoke` only touches the caller's own sessions.
-            repo::sessions::revoke(&mut conn, user.id, session.id, "logout", now).await?;
+    let named = match req.refresh_token {
+        Some(token) => {
+            repo::sessions::session_of_token(&mut conn, &hash_refresh_token(&token)).await?
         }
+        None => None,
+    };
+    if let Some(session) = named {
+        // `revoke` only touches the caller's own sessions.
+        repo::sessions::revoke(&mut conn, user.id, session.id, "logout", now).await?;
     }
     st.auth.invalidate(user.id);
     Ok(())
@@ -227,7 +283,11 @@ pub async fn logout(st: &AppState, user: &AuthUser, req: LogoutRequest) -> Resul
 
 /// `GET /auth/verify`
 pub fn verify(user: &AuthUser) -> VerifyResponse {
-    VerifyResponse { user_id: user.id.to_string(), roles: user.roles.clone(), expires_at: rfc3339(user.expires_at) }
+    VerifyResponse {
+        user_id: user.id.to_string(),
+        roles: user.roles.clone(),
+        expires_at: rfc3339(user.expires_at),
+    }
 }
 
 /// `GET /users/me`
@@ -238,10 +298,17 @@ pub async fn me(st: &AppState, user: &AuthUser) -> Result<UserView, ApiError> {
 
 /// `PATCH /users/me`: a new name and/or password. A new password needs the current one and
 /// ends every other login of the account.
-pub async fn update_me(st: &AppState, user: &AuthUser, req: UpdateMeRequest) -> Result<UserView, ApiError> {
+pub async fn update_me(
+    st: &AppState,
+    user: &AuthUser,
+    req: UpdateMeRequest,
+) -> Result<UserView, ApiError> {
     check(vec![
         ("name", req.name.as_deref().and_then(name_problem)),
-        ("password", req.password.as_deref().and_then(password_problem)),
+        (
+            "password",
+            req.password.as_deref().and_then(password_problem),
+        ),
         (
             "current_password",
             (req.password.is_some() && req.current_password.is_none())
@@ -263,12 +330,29 @@ pub async fn update_me(st: &AppState, user: &AuthUser, req: UpdateMeRequest) -> 
     }
     let now = clock::now();
     let mut conn = st.db.write().await?;
-    let updated = repo::users::update_profile(&mut conn, user.id, req.name.as_deref(), new_hash.as_deref(), now)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user"))?;
+    let updated = repo::users::update_profile(
+        &mut conn,
+        user.id,
+        req.name.as_deref(),
+        new_hash.as_deref(),
+        now,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("user"))?;
     if new_hash.is_some() {
-        let ended = repo::sessions::revoke_all(&mut conn, user.id, Some(user.session_id), "password_changed", now).await?;
-        tracing::info!(user_id = user.id, ended, "password changed; other logins ended");
+        let ended = repo::sessions::revoke_all(
+            &mut conn,
+            user.id,
+            Some(user.session_id),
+            "password_changed",
+            now,
+        )
+        .await?;
+        tracing::info!(
+            user_id = user.id,
+            ended,
+            "password changed; other logins ended"
+        );
         st.auth.invalidate(user.id);
     }
     let roles = repo::users::roles_of(&mut conn, user.id).await?;
@@ -276,7 +360,11 @@ pub async fn update_me(st: &AppState, user: &AuthUser, req: UpdateMeRequest) -> 
 }
 
 /// `DELETE /users/me`: closes the caller's account after checking the password.
-pub async fn close_me(st: &AppState, user: &AuthUser, req: CloseAccountRequest) -> Result<(), ApiError> {
+pub async fn close_me(
+    st: &AppState,
+    user: &AuthUser,
+    req: CloseAccountRequest,
+) -> Result<(), ApiError> {
     let row = open_user(st, user.id).await?;
     if !verify_blocking(req.password, row.password_hash).await? {
         return Err(ApiError::invalid_credentials());
@@ -297,11 +385,21 @@ async fn close_account(st: &AppState, user_id: i64) -> Result<(), ApiError> {
 }
 
 /// `GET /admin/users`
-pub async fn list_users(st: &AppState, email: Option<&str>, page: u32, page_size: u32) -> Result<Paged<AdminUserView>, ApiError> {
+pub async fn list_users(
+    st: &AppState,
+    email: Option<&str>,
+    page: u32,
+    page_size: u32,
+) -> Result<Paged<AdminUserView>, ApiError> {
     let mut conn = st.db.read().await?;
-    let found = repo::users::list(&mut conn, email.filter(|e| !e.is_empty()), page, page_size).await?;
+    let found =
+        repo::users::list(&mut conn, email.filter(|e| !e.is_empty()), page, page_size).await?;
     Ok(Paged {
-        items: found.items.into_iter().map(|(u, roles)| AdminUserView::of(&u, roles)).collect(),
+        items: found
+            .items
+            .into_iter()
+            .map(|(u, roles)| AdminUserView::of(&u, roles))
+            .collect(),
         page,
         page_size,
         total: found.total,
@@ -311,13 +409,19 @@ pub async fn list_users(st: &AppState, email: Option<&str>, page: u32, page_size
 /// `GET /admin/users/{id}`
 pub async fn get_user(st: &AppState, id: i64) -> Result<AdminUserView, ApiError> {
     let mut conn = st.db.read().await?;
-    let row = repo::users::find(&mut conn, id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let row = repo::users::find(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
     let roles = repo::users::roles_of(&mut conn, id).await?;
     Ok(AdminUserView::of(&row, roles))
 }
 
 /// `PUT /admin/users/{id}/roles`: replaces the user's roles; in force on the user's next request.
-pub async fn set_user_roles(st: &AppState, id: i64, req: SetRolesRequest) -> Result<AdminUserView, ApiError> {
+pub async fn set_user_roles(
+    st: &AppState,
+    id: i64,
+    req: SetRolesRequest,
+) -> Result<AdminUserView, ApiError> {
     if req.roles.len() > 64 {
         return Err(ApiError::invalid_field("roles", "at most 64 roles"));
     }
@@ -328,21 +432,33 @@ pub async fn set_user_roles(st: &AppState, id: i64, req: SetRolesRequest) -> Res
     match outcome {
         SetRoles::Done => get_user(st, id).await,
         SetRoles::NoSuchUser => Err(ApiError::not_found("user")),
-        SetRoles::UnknownRoles(unknown) => {
-            Err(ApiError::invalid_field("roles", format!("unknown roles: {}", unknown.join(", "))))
-        }
+        SetRoles::UnknownRoles(unknown) => Err(ApiError::invalid_field(
+            "roles",
+            format!("unknown roles: {}", unknown.join(", ")),
+        )),
     }
 }
 
 /// `POST /admin/users/{id}/ban` (`reason = Some`) and `DELETE` (lift, `reason = None`).
-pub async fn set_ban(st: &AppState, admin: &AuthUser, id: i64, reason: Option<String>) -> Result<(), ApiError> {
+pub async fn set_ban(
+    st: &AppState,
+    admin: &AuthUser,
+    id: i64,
+    reason: Option<String>,
+) -> Result<(), ApiError> {
     if let Some(r) = &reason {
         let n = r.chars().count();
         if !(1..=500).contains(&n) || r.trim().is_empty() {
-            return Err(ApiError::invalid_field("reason", "must be 1 to 500 characters"));
+            return Err(ApiError::invalid_field(
+                "reason",
+                "must be 1 to 500 characters",
+            ));
         }
         if id == admin.id {
-            return Err(ApiError::conflict("invalid_state", "an admin cannot ban their own account"));
+            return Err(ApiError::conflict(
+                "invalid_state",
+                "an admin cannot ban their own account",
+            ));
         }
     }
     let mut conn = st.db.write().await?;
@@ -351,65 +467,114 @@ pub async fn set_ban(st: &AppState, admin: &AuthUser, id: i64, reason: Option<St
     if !done {
         return Err(ApiError::not_found("user"));
     }
-    tracing::info!(user_id = id, admin_id = admin.id, banned = reason.is_some(), "ban changed");
+    tracing::info!(
+        user_id = id,
+        admin_id = admin.id,
+        banned = reason.is_some(),
+        "ban changed"
+    );
     Ok(())
 }
 
 /// `DELETE /admin/users/{id}`
 pub async fn admin_close(st: &AppState, admin: &AuthUser, id: i64) -> Result<(), ApiError> {
     if id == admin.id {
-        return Err(ApiError::conflict("invalid_state", "close your own account through /users/me"));
+        return Err(ApiError::conflict(
+            "invalid_state",
+            "close your own account through /users/me",
+        ));
     }
     close_account(st, id).await
 }
 
 /// `GET /admin/roles`
-pub async fn list_roles(st: &AppState, page: u32, page_size: u32) -> Result<Paged<RoleView>, ApiError> {
+pub async fn list_roles(
+    st: &AppState,
+    page: u32,
+    page_size: u32,
+) -> Result<Paged<RoleView>, ApiError> {
     let mut conn = st.db.read().await?;
     let all = repo::roles::list_all(&mut conn).await?;
     let total = all.len() as i64;
     let skip = (page as usize - 1).saturating_mul(page_size as usize);
-    let items = all.iter().skip(skip).take(page_size as usize).map(RoleView::of).collect();
-    Ok(Paged { items, page, page_size, total })
+    let items = all
+        .iter()
+        .skip(skip)
+        .take(page_size as usize)
+        .map(RoleView::of)
+        .collect();
+    Ok(Paged {
+        items,
+        page,
+        page_size,
+        total,
+    })
 }
 
 fn check_role_name(name: &str) -> Result<(), ApiError> {
     if !ROLE_NAME.is_match(name) {
-        return Err(ApiError::invalid_field("name", "must match [a-z0-9_-]{1,64}"));
+        return Err(ApiError::invalid_field(
+            "name",
+            "must match [a-z0-9_-]{1,64}",
+        ));
     }
     if name == ADMIN_ROLE {
-        return Err(ApiError::forbidden("the admin role is built in and cannot be changed"));
+        return Err(ApiError::forbidden(
+            "the admin role is built in and cannot be changed",
+        ));
     }
     Ok(())
 }
 
 /// `PUT /admin/roles/{name}`: creates or replaces a role; in force on every node within a second.
-pub async fn put_role(st: &AppState, name: &str, req: PutRoleRequest) -> Result<RoleView, ApiError> {
+pub async fn put_role(
+    st: &AppState,
+    name: &str,
+    req: PutRoleRequest,
+) -> Result<RoleView, ApiError> {
     check_role_name(name)?;
     if req.permissions.len() > MAX_PERMISSIONS {
-        return Err(ApiError::invalid_field("permissions", format!("at most {MAX_PERMISSIONS} permissions")));
+        return Err(ApiError::invalid_field(
+            "permissions",
+            format!("at most {MAX_PERMISSIONS} permissions"),
+        ));
     }
     let mut problems = Vec::new();
     let mut perms = Vec::with_capacity(req.permissions.len());
     for (i, p) in req.permissions.iter().enumerate() {
         let Some(effect) = Effect::parse(&p.effect) else {
-            problems.push((format!("permissions[{i}].effect"), "must be allow or deny".to_owned()));
+            problems.push((
+                format!("permissions[{i}].effect"),
+                "must be allow or deny".to_owned(),
+            ));
             continue;
         };
         let method = p.method.to_ascii_uppercase();
-        let rule = Rule { method: method.clone(), path: p.path.clone(), effect };
+        let rule = Rule {
+            method: method.clone(),
+            path: p.path.clone(),
+            effect,
+        };
         if let Err(e) = validate_rule(&rule) {
             problems.push((format!("permissions[{i}]"), e.to_string()));
             continue;
         }
-        perms.push(NewPermission { method, path: p.path.clone(), effect: effect.as_str().to_owned() });
+        perms.push(NewPermission {
+            method,
+            path: p.path.clone(),
+            effect: effect.as_str().to_owned(),
+        });
     }
     if !problems.is_empty() {
-        return Err(ApiError::invalid(problems.iter().map(|(f, p)| (f.as_str(), p.clone()))));
+        return Err(ApiError::invalid(
+            problems.iter().map(|(f, p)| (f.as_str(), p.clone())),
+        ));
     }
     let mut conn = st.db.write().await?;
     repo::roles::put(&mut conn, name, &perms, clock::now()).await?;
-    let stored = repo::roles::find(&mut conn, name).await?.ok_or_else(|| ApiError::not_found("role"))?;
+    let stored = repo::roles::find(&mut conn, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("role"))?;
     drop(conn);
     st.policy.reload().await?;
     tracing::info!(role = name, permissions = perms.len(), "role written");
@@ -419,7 +584,9 @@ pub async fn put_role(st: &AppState, name: &str, req: PutRoleRequest) -> Result<
 /// `DELETE /admin/roles/{name}`
 pub async fn delete_role(st: &AppState, name: &str) -> Result<(), ApiError> {
     if name == ADMIN_ROLE {
-        return Err(ApiError::forbidden("the admin role is built in and cannot be deleted"));
+        return Err(ApiError::forbidden(
+            "the admin role is built in and cannot be deleted",
+        ));
     }
     let mut conn = st.db.write().await?;
     let gone = repo::roles::delete(&mut conn, name).await?;
@@ -441,7 +608,10 @@ pub async fn ensure_bootstrap_admin(st: &AppState) -> Result<(), ApiError> {
     }
     check(vec![
         ("bootstrap.admin_email", email_problem(&cfg.admin_email)),
-        ("bootstrap.admin_password", password_problem(&cfg.admin_password)),
+        (
+            "bootstrap.admin_password",
+            password_problem(&cfg.admin_password),
+        ),
         ("bootstrap.admin_name", name_problem(&cfg.admin_name)),
     ])?;
     let existing = {
@@ -459,7 +629,9 @@ pub async fn ensure_bootstrap_admin(st: &AppState) -> Result<(), ApiError> {
             match register(st, req).await {
                 Ok(view) => view.id.parse().map_err(|e| ApiError::internal(&e))?,
                 // Another node created it at the same moment.
-                Err(e) if e.code == "email_taken" => return Box::pin(ensure_bootstrap_admin(st)).await,
+                Err(e) if e.code == "email_taken" => {
+                    return Box::pin(ensure_bootstrap_admin(st)).await;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -482,7 +654,15 @@ mod tests {
     fn field_rules_follow_the_contract() {
         assert!(email_problem("a@b.co").is_none());
         assert!(email_problem("A.Person+tag@Example.COM").is_none());
-        for bad in ["", "no-at", "a@b", "a b@c.d", "a@@b.c", "a@b.", &format!("{}@b.co", "x".repeat(65))] {
+        for bad in [
+            "",
+            "no-at",
+            "a@b",
+            "a b@c.d",
+            "a@@b.c",
+            "a@b.",
+            &format!("{}@b.co", "x".repeat(65)),
+        ] {
             assert!(email_problem(bad).is_some(), "{bad:?}");
         }
         assert!(password_problem(&"x".repeat(7)).is_some());
@@ -498,7 +678,10 @@ mod tests {
     #[test]
     fn role_names_are_checked_and_admin_is_protected() {
         assert!(check_role_name("auditor").is_ok());
-        assert_eq!(check_role_name("Auditor").unwrap_err().code, "invalid_request");
+        assert_eq!(
+            check_role_name("Auditor").unwrap_err().code,
+            "invalid_request"
+        );
         assert_eq!(check_role_name("a/b").unwrap_err().code, "invalid_request");
         assert_eq!(check_role_name("admin").unwrap_err().code, "forbidden");
     }

@@ -849,7 +849,10 @@ mod tests {
     #[test]
     fn normalize_rejects_empty_segments_and_encoded_trailing_slashes() {
         assert_eq!(normalize_path("/docs/").as_deref(), Ok("/docs/"));
-        assert_eq!(normalize_path("/api/v1/cart/").as_deref(), Ok("/api/v1/cart/"));
+        assert_eq!(
+            normalize_path("/api/v1/cart/").as_deref(),
+            Ok("/api/v1/cart/")
+        );
         for raw in [
             "//api/v1/admin",
             "/api//v1/admin",

@@ -47,7 +47,10 @@ impl PolicyStore {
 
     /// The snapshot to check a request against.
     pub fn snapshot(&self) -> Arc<Policy> {
-        self.current.read().map(|g| Arc::clone(&g)).unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+        self.current
+            .read()
+            .map(|g| Arc::clone(&g))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
     }
 
     /// Reloads when the stored version differs from the loaded one. Returns true on reload.
@@ -70,7 +73,10 @@ impl PolicyStore {
         let version = repo::roles::policy_version(&mut conn).await?;
         let roles = repo::roles::list_all(&mut conn).await?;
         drop(conn);
-        let rules: Vec<(String, Vec<Rule>)> = roles.iter().map(|r| (r.name.clone(), rules_of(r))).collect();
+        let rules: Vec<(String, Vec<Rule>)> = roles
+            .iter()
+            .map(|r| (r.name.clone(), rules_of(r)))
+            .collect();
         match Policy::compile(rules.iter().map(|(n, r)| (n.as_str(), r.as_slice()))) {
             Ok(policy) => {
                 if let Ok(mut current) = self.current.write() {
@@ -79,7 +85,9 @@ impl PolicyStore {
                 self.version.store(version, Ordering::Release);
                 tracing::info!(version, roles = roles.len(), "policy loaded");
             }
-            Err(e) => tracing::error!(error = %e, version, "stored policy does not compile; keeping the previous one"),
+            Err(e) => {
+                tracing::error!(error = %e, version, "stored policy does not compile; keeping the previous one")
+            }
         }
         Ok(())
     }

@@ -225,7 +225,11 @@ impl RoleView {
             permissions: r
                 .permissions
                 .iter()
-                .map(|p| PermissionDto { method: p.method.clone(), path: p.path.clone(), effect: p.effect.clone() })
+                .map(|p| PermissionDto {
+                    method: p.method.clone(),
+                    path: p.path.clone(),
+                    effect: p.effect.clone(),
+                })
                 .collect(),
         }
     }

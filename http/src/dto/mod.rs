@@ -10,7 +10,9 @@ use time::format_description::well_known::Rfc3339;
 
 /// Formats a time as RFC 3339 UTC (`2026-11-26T02:19:55.123456Z`).
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    t.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_default()
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 /// Formats a stored UTC timestamp as RFC 3339.

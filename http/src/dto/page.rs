@@ -29,7 +29,10 @@ impl PageQuery {
             bad.push(("page", "must be between 1 and 1000000".to_owned()));
         }
         if !(1..=i64::from(MAX_PAGE_SIZE)).contains(&size) {
-            bad.push(("page_size", format!("must be between 1 and {MAX_PAGE_SIZE}")));
+            bad.push((
+                "page_size",
+                format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
         }
         if !bad.is_empty() {
             return Err(ApiError::invalid(bad));
@@ -64,6 +67,9 @@ mod tests {
         assert!(q(None, Some(101)).is_err());
         assert!(q(Some(0), None).is_err());
         let err = q(Some(-1), Some(101)).unwrap_err();
-        assert!(err.details["fields"].get("page").is_some() && err.details["fields"].get("page_size").is_some());
+        assert!(
+            err.details["fields"].get("page").is_some()
+                && err.details["fields"].get("page_size").is_some()
+        );
     }
 }

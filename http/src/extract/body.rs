@@ -13,7 +13,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Turns a serde error message into `(field, reason)` when it names a field.
 fn field_of(message: &str) -> Option<(String, String)> {
-    for (marker, reason) in [("unknown field `", "unknown field"), ("missing field `", "is required")] {
+    for (marker, reason) in [
+        ("unknown field `", "unknown field"),
+        ("missing field `", "is required"),
+    ] {
         if let Some(start) = message.find(marker) {
             let rest = &message[start + marker.len()..];
             let name = rest.split('`').next().unwrap_or_default();
@@ -36,19 +39,26 @@ fn from_serde(message: &str) -> ApiError {
 
 /// `web::JsonConfig` with the contract's limits and error shape.
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default().limit(MAX_BODY_BYTES).error_handler(|err, _req| {
-        let api = match &err {
-            JsonPayloadError::ContentType => {
-                ApiError::new(actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "the body must be application/json")
-            }
-            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-                ApiError::new(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than 64 KiB")
-            }
-            JsonPayloadError::Deserialize(e) => from_serde(&e.to_string()),
-            other => ApiError::bad_request(format!("unreadable body: {other}")),
-        };
-        api.into()
-    })
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .error_handler(|err, _req| {
+            let api = match &err {
+                JsonPayloadError::ContentType => ApiError::new(
+                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "the body must be application/json",
+                ),
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => ApiError::new(
+                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the body is larger than 64 KiB",
+                ),
+                JsonPayloadError::Deserialize(e) => from_serde(&e.to_string()),
+                other => ApiError::bad_request(format!("unreadable body: {other}")),
+            };
+            api.into()
+        })
 }
 
 /// `web::PayloadConfig` for raw bodies (their 413 is reshaped by the `observe` middleware).
@@ -69,12 +79,16 @@ pub fn query_config() -> web::QueryConfig {
 
 /// `web::PathConfig`: a path segment of the wrong shape is simply not found.
 pub fn path_config() -> web::PathConfig {
-    web::PathConfig::default().error_handler(|_err: PathError, _req| ApiError::not_found("resource").into())
+    web::PathConfig::default()
+        .error_handler(|_err: PathError, _req| ApiError::not_found("resource").into())
 }
 
 /// A body that may be absent: empty (with any or no content type) gives `T::default()`;
 /// otherwise it must be JSON of `T`.
-pub fn optional_json<T: DeserializeOwned + Default>(req: &HttpRequest, body: &web::Bytes) -> Result<T, ApiError> {
+pub fn optional_json<T: DeserializeOwned + Default>(
+    req: &HttpRequest,
+    body: &web::Bytes,
+) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -101,10 +115,15 @@ mod tests {
     #[test]
     fn serde_messages_name_the_field() {
         assert_eq!(
-            field_of("unknown field `roles`, expected one of `email`, `password`, `name` at line 1 column 8"),
+            field_of(
+                "unknown field `roles`, expected one of `email`, `password`, `name` at line 1 column 8"
+            ),
             Some(("roles".into(), "unknown field".into()))
         );
-        assert_eq!(field_of("missing field `email` at line 1 column 2"), Some(("email".into(), "is required".into())));
+        assert_eq!(
+            field_of("missing field `email` at line 1 column 2"),
+            Some(("email".into(), "is required".into()))
+        );
         assert_eq!(field_of("expected value at line 1 column 1"), None);
     }
 }

@@ -15,9 +15,14 @@ type Data = web::Data<AppState>;
 /// Look users up by part of their email.
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(UserSearch, PageQuery),
     responses((status = 200, body = inline(crate::dto::Paged<AdminUserView>)), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_users(st: Data, search: web::Query<UserSearch>, page: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_users(
+    st: Data,
+    search: web::Query<UserSearch>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     let (page, size) = page.into_inner().resolve()?;
-    Ok(HttpResponse::Ok().json(identity::list_users(&st, search.email.as_deref(), page, size).await?))
+    Ok(HttpResponse::Ok()
+        .json(identity::list_users(&st, search.email.as_deref(), page, size).await?))
 }
 
 /// One user.
@@ -31,7 +36,11 @@ pub async fn get_user(st: Data, id: web::Path<String>) -> Result<HttpResponse, A
 /// Replace a user's roles.
 #[utoipa::path(put, path = "/api/v1/admin/users/{id}/roles", tag = "admin", params(("id" = String, Path)), request_body = SetRolesRequest,
     responses((status = 200, body = AdminUserView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn set_roles(st: Data, id: web::Path<String>, body: web::Json<SetRolesRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn set_roles(
+    st: Data,
+    id: web::Path<String>,
+    body: web::Json<SetRolesRequest>,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "user")?;
     Ok(HttpResponse::Ok().json(identity::set_user_roles(&st, id, body.into_inner()).await?))
 }
@@ -39,7 +48,12 @@ pub async fn set_roles(st: Data, id: web::Path<String>, body: web::Json<SetRoles
 /// Ban a user: their tokens stop working at once.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/ban", tag = "admin", params(("id" = String, Path)), request_body = BanRequest,
     responses((status = 204, description = "banned"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn ban(st: Data, caller: Caller, id: web::Path<String>, body: web::Json<BanRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn ban(
+    st: Data,
+    caller: Caller,
+    id: web::Path<String>,
+    body: web::Json<BanRequest>,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "user")?;
     identity::set_ban(&st, &caller, id, Some(body.into_inner().reason)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -48,7 +62,11 @@ pub async fn ban(st: Data, caller: Caller, id: web::Path<String>, body: web::Jso
 /// Lift a ban.
 #[utoipa::path(delete, path = "/api/v1/admin/users/{id}/ban", tag = "admin", params(("id" = String, Path)),
     responses((status = 204, description = "ban lifted"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn unban(st: Data, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn unban(
+    st: Data,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "user")?;
     identity::set_ban(&st, &caller, id, None).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -57,7 +75,11 @@ pub async fn unban(st: Data, caller: Caller, id: web::Path<String>) -> Result<Ht
 /// Close a user's account.
 #[utoipa::path(delete, path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = String, Path)),
     responses((status = 204, description = "closed"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn close_user(st: Data, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn close_user(
+    st: Data,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "user")?;
     identity::admin_close(&st, &caller, id).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -74,7 +96,11 @@ pub async fn list_roles(st: Data, page: web::Query<PageQuery>) -> Result<HttpRes
 /// Create or replace a role.
 #[utoipa::path(put, path = "/api/v1/admin/roles/{name}", tag = "admin", params(("name" = String, Path)), request_body = PutRoleRequest,
     responses((status = 200, body = RoleView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn put_role(st: Data, name: web::Path<String>, body: web::Json<PutRoleRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn put_role(
+    st: Data,
+    name: web::Path<String>,
+    body: web::Json<PutRoleRequest>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(identity::put_role(&st, &name, body.into_inner()).await?))
 }
 

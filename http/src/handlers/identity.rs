@@ -14,7 +14,10 @@ type Data = web::Data<AppState>;
 /// Register an account.
 #[utoipa::path(post, path = "/api/v1/users", tag = "identity", request_body = RegisterRequest,
     responses((status = 201, body = UserView), (status = 400, body = ErrorBody), (status = 409, description = "email_taken", body = ErrorBody)))]
-pub async fn register(st: Data, body: web::Json<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn register(
+    st: Data,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
     let user = identity::register(&st, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(user))
 }
@@ -36,7 +39,12 @@ pub async fn refresh(st: Data, body: web::Json<RefreshRequest>) -> Result<HttpRe
 /// End this login (and optionally the one of a refresh token).
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "identity", request_body(content = Option<LogoutRequest>),
     responses((status = 204, description = "logged out"), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn logout(st: Data, caller: Caller, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn logout(
+    st: Data,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let body: LogoutRequest = optional_json(&req, &body)?;
     identity::logout(&st, &caller, body).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -59,14 +67,22 @@ pub async fn me(st: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
 /// Change the caller's name or password.
 #[utoipa::path(patch, path = "/api/v1/users/me", tag = "identity", request_body = UpdateMeRequest,
     responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn update_me(st: Data, caller: Caller, body: web::Json<UpdateMeRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn update_me(
+    st: Data,
+    caller: Caller,
+    body: web::Json<UpdateMeRequest>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(identity::update_me(&st, &caller, body.into_inner()).await?))
 }
 
 /// Close the caller's account.
 #[utoipa::path(delete, path = "/api/v1/users/me", tag = "identity", request_body = CloseAccountRequest,
     responses((status = 204, description = "closed"), (status = 401, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn close_me(st: Data, caller: Caller, body: web::Json<CloseAccountRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn close_me(
+    st: Data,
+    caller: Caller,
+    body: web::Json<CloseAccountRequest>,
+) -> Result<HttpResponse, ApiError> {
     identity::close_me(&st, &caller, body.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -38,7 +38,9 @@ pub async fn readyz(st: web::Data<AppState>) -> HttpResponse {
     if database_up {
         HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "1")).json(body)
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(body)
     }
 }
 
@@ -46,8 +48,12 @@ pub async fn readyz(st: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(st: web::Data<AppState>) -> HttpResponse {
     let (in_use, max) = st.db.pool_status();
-    st.metrics.pool_in_use.set(i64::try_from(in_use).unwrap_or(i64::MAX));
-    st.metrics.pool_max.set(i64::try_from(max).unwrap_or(i64::MAX));
+    st.metrics
+        .pool_in_use
+        .set(i64::try_from(in_use).unwrap_or(i64::MAX));
+    st.metrics
+        .pool_max
+        .set(i64::try_from(max).unwrap_or(i64::MAX));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(st.metrics.render())

@@ -17,12 +17,18 @@ fn bearer(req: &ServiceRequest) -> Result<Option<&str>, ApiError> {
     let Some(value) = req.headers().get(AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| ApiError::unauthenticated("malformed Authorization header"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("malformed Authorization header"))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim()))
         }
-        _ => Err(ApiError::unauthenticated("expected Authorization: Bearer <token>")),
+        _ => Err(ApiError::unauthenticated(
+            "expected Authorization: Bearer <token>",
+        )),
     }
 }
 
@@ -49,12 +55,14 @@ async fn admit(req: &ServiceRequest) -> Result<Option<AuthUser>, ApiError> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         return Err(ApiError::internal(&"application state missing"));
     };
-    if let Some(peer) = req.peer_addr() {
-        if state.ip_blacklist.iter().any(|net| net.contains(&peer.ip())) {
-            return Err(ApiError::forbidden("requests from this address are refused"));
-        }
+    let peer = req.peer_addr().map(|a| a.ip());
+    if peer.is_some_and(|ip| state.ip_blacklist.iter().any(|net| net.contains(&ip))) {
+        return Err(ApiError::forbidden(
+            "requests from this address are refused",
+        ));
     }
-    let path = normalize_path(req.uri().path()).map_err(|_| ApiError::bad_request("malformed request path"))?;
+    let path = normalize_path(req.uri().path())
+        .map_err(|_| ApiError::bad_request("malformed request path"))?;
     let method = req.method().as_str();
     let whitelisted = state.whitelist.matches(method, &path);
     let user = match bearer(req) {
@@ -72,9 +80,15 @@ async fn admit(req: &ServiceRequest) -> Result<Option<AuthUser>, ApiError> {
         return Ok(user);
     }
     let Some(user) = user else {
-        return Err(ApiError::unauthenticated("this route needs an access token"));
+        return Err(ApiError::unauthenticated(
+            "this route needs an access token",
+        ));
     };
-    if !state.policy.snapshot().is_allowed(&user.roles, method, &path) {
+    if !state
+        .policy
+        .snapshot()
+        .is_allowed(&user.roles, method, &path)
+    {
         return Err(ApiError::forbidden("your roles do not allow this request"));
     }
     Ok(Some(user))

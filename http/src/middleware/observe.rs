@@ -35,12 +35,32 @@ fn request_id(req: &ServiceRequest) -> String {
 fn contract_error(status: StatusCode) -> ApiError {
     match status.as_u16() {
         404 => ApiError::not_found("route"),
-        405 => ApiError::new(status, "method_not_allowed", "method not allowed on this route"),
-        413 => ApiError::new(status, "payload_too_large", "the body is larger than 64 KiB"),
-        415 => ApiError::new(status, "unsupported_media_type", "the body must be application/json"),
-        408 => ApiError::new(status, "request_timeout", "the request took too long to arrive"),
+        405 => ApiError::new(
+            status,
+            "method_not_allowed",
+            "method not allowed on this route",
+        ),
+        413 => ApiError::new(
+            status,
+            "payload_too_large",
+            "the body is larger than 64 KiB",
+        ),
+        415 => ApiError::new(
+            status,
+            "unsupported_media_type",
+            "the body must be application/json",
+        ),
+        408 => ApiError::new(
+            status,
+            "request_timeout",
+            "the request took too long to arrive",
+        ),
         400..=499 => ApiError::bad_request("the request is malformed"),
-        _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error"),
+        _ => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        ),
     }
 }
 
@@ -72,7 +92,8 @@ pub async fn observe(
             if foreign_error {
                 let status = res.status();
                 let (req, _) = res.into_parts();
-                ServiceResponse::new(req, contract_error(status).error_response()).map_into_right_body()
+                ServiceResponse::new(req, contract_error(status).error_response())
+                    .map_into_right_body()
             } else {
                 res.map_body(|_, b| EitherBody::left(b.boxed()))
             }
@@ -84,11 +105,16 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
     if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
-        state.metrics.observe(&method, &route, status, elapsed.as_secs_f64());
+        state
+            .metrics
+            .observe(&method, &route, status, elapsed.as_secs_f64());
     }
     span.record("route", route.as_str());
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
