@@ -1,10 +1,14 @@
 //! JSON bodies and query strings: 415 for another media type, 413 past 64 KiB, 400 naming the
-//! field for malformed JSON, a wrong type or an unknown field.
+//! field for malformed JSON, a wrong type or an unknown field, and 400 for a body that is not a
+//! JSON object (serde would otherwise accept `["a@b.c", "pw", "n"]` for a struct).
 
+use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::{HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::ApiError;
 
@@ -61,6 +65,35 @@ pub fn json_config() -> web::JsonConfig {
         })
 }
 
+/// A JSON object body deserialised into `T` (the limits and errors of [`json_config`]).
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    /// The body.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// `T` from a parsed body, which must be a JSON object.
+fn from_object<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| from_serde(&e.to_string()))
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let value = web::Json::<Value>::from_request(req, payload);
+        Box::pin(async move { Ok(Json(from_object(value.await?.into_inner())?)) })
+    }
+}
+
 /// `web::PayloadConfig` for raw bodies (their 413 is reshaped by the `observe` middleware).
 pub fn payload_config() -> web::PayloadConfig {
     web::PayloadConfig::new(MAX_BODY_BYTES)
@@ -105,12 +138,30 @@ pub fn optional_json<T: DeserializeOwned + Default>(
             "the body must be application/json",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| from_serde(&e.to_string()))
+    let value: Value = serde_json::from_slice(body).map_err(|e| from_serde(&e.to_string()))?;
+    from_object(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Login {
+        #[allow(dead_code)]
+        email: String,
+    }
+
+    #[test]
+    fn only_objects_are_bodies() {
+        assert!(from_object::<Login>(serde_json::json!({"email": "a@b.co"})).is_ok());
+        let err = from_object::<Login>(serde_json::json!(["a@b.co"])).unwrap_err();
+        assert_eq!(err.code, "invalid_request");
+        let err =
+            from_object::<Login>(serde_json::json!({"email": "a@b.co", "roles": []})).unwrap_err();
+        assert_eq!(err.details["fields"]["roles"], "unknown field");
+    }
 
     #[test]
     fn serde_messages_name_the_field() {

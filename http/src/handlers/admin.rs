@@ -6,7 +6,7 @@ use crate::auth::identity::{self, parse_id};
 use crate::dto::PageQuery;
 use crate::dto::identity::*;
 use crate::error::ApiError;
-use crate::extract::Caller;
+use crate::extract::{Caller, Json};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -39,7 +39,7 @@ pub async fn get_user(st: Data, id: web::Path<String>) -> Result<HttpResponse, A
 pub async fn set_roles(
     st: Data,
     id: web::Path<String>,
-    body: web::Json<SetRolesRequest>,
+    body: Json<SetRolesRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "user")?;
     Ok(HttpResponse::Ok().json(identity::set_user_roles(&st, id, body.into_inner()).await?))
@@ -52,7 +52,7 @@ pub async fn ban(
     st: Data,
     caller: Caller,
     id: web::Path<String>,
-    body: web::Json<BanRequest>,
+    body: Json<BanRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "user")?;
     identity::set_ban(&st, &caller, id, Some(body.into_inner().reason)).await?;
@@ -99,7 +99,7 @@ pub async fn list_roles(st: Data, page: web::Query<PageQuery>) -> Result<HttpRes
 pub async fn put_role(
     st: Data,
     name: web::Path<String>,
-    body: web::Json<PutRoleRequest>,
+    body: Json<PutRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(identity::put_role(&st, &name, body.into_inner()).await?))
 }

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::identity;
 use crate::dto::identity::*;
 use crate::error::ApiError;
-use crate::extract::{Caller, optional_json};
+use crate::extract::{Caller, Json, optional_json};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -14,10 +14,7 @@ type Data = web::Data<AppState>;
 /// Register an account.
 #[utoipa::path(post, path = "/api/v1/users", tag = "identity", request_body = RegisterRequest,
     responses((status = 201, body = UserView), (status = 400, body = ErrorBody), (status = 409, description = "email_taken", body = ErrorBody)))]
-pub async fn register(
-    st: Data,
-    body: web::Json<RegisterRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn register(st: Data, body: Json<RegisterRequest>) -> Result<HttpResponse, ApiError> {
     let user = identity::register(&st, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(user))
 }
@@ -25,14 +22,14 @@ pub async fn register(
 /// Log in: a new token pair.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "identity", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials", body = ErrorBody), (status = 403, description = "user_banned", body = ErrorBody)))]
-pub async fn login(st: Data, body: web::Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn login(st: Data, body: Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(identity::login(&st, body.into_inner()).await?))
 }
 
 /// Spend a refresh token for a new pair.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "identity", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401, description = "unauthenticated or refresh_token_reused", body = ErrorBody)))]
-pub async fn refresh(st: Data, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(st: Data, body: Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(identity::refresh(&st, body.into_inner()).await?))
 }
 
@@ -70,7 +67,7 @@ pub async fn me(st: Data, caller: Caller) -> Result<HttpResponse, ApiError> {
 pub async fn update_me(
     st: Data,
     caller: Caller,
-    body: web::Json<UpdateMeRequest>,
+    body: Json<UpdateMeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(identity::update_me(&st, &caller, body.into_inner()).await?))
 }
@@ -81,7 +78,7 @@ pub async fn update_me(
 pub async fn close_me(
     st: Data,
     caller: Caller,
-    body: web::Json<CloseAccountRequest>,
+    body: Json<CloseAccountRequest>,
 ) -> Result<HttpResponse, ApiError> {
     identity::close_me(&st, &caller, body.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
