@@ -1,5 +1,8 @@
-//! mall-actors: the entity-actor runtime (registry, activation, passivation, timers) and the
-//! cart, order and payment actors. It sits between the HTTP layer and mall-db; the runtime and
-//! its first actors arrive with the runtime issue, so for now it only re-exports the layer below.
+//! mall-actors: the entity-actor runtime (registry, activation, passivation, eviction, dead-actor
+//! recovery, metrics) and the actors built on it — for now the cart. It sits between the HTTP
+//! layer and mall-db; actix types do not leak out of it: callers use handles such as `CartHandle`.
+
+pub mod cart;
+pub mod runtime;
 
 pub use mall_db as db;

@@ -69,7 +69,54 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    products (id) {
+        id -> BigInt,
+        merchant_id -> BigInt,
+        name -> Text,
+        search_text -> Text,
+        description -> Text,
+        price_cents -> BigInt,
+        stock -> BigInt,
+        image_url -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    product_categories (product_id, category) {
+        product_id -> BigInt,
+        category -> Text,
+    }
+}
+
+diesel::table! {
+    carts (user_id) {
+        user_id -> BigInt,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    cart_lines (user_id, product_id) {
+        user_id -> BigInt,
+        product_id -> BigInt,
+        quantity -> Integer,
+        position -> BigInt,
+    }
+}
+
 diesel::joinable!(permissions -> roles (role_name));
+diesel::joinable!(products -> users (merchant_id));
+diesel::joinable!(product_categories -> products (product_id));
+diesel::joinable!(carts -> users (user_id));
+diesel::joinable!(cart_lines -> carts (user_id));
+diesel::joinable!(cart_lines -> products (product_id));
 diesel::joinable!(user_roles -> roles (role_name));
 diesel::joinable!(user_roles -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -83,4 +130,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     refresh_tokens,
     policy_state,
+    products,
+    product_categories,
+    carts,
+    cart_lines,
 );

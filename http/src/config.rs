@@ -35,6 +35,8 @@ pub struct Config {
     pub shop: ShopConfig,
     /// `[log]`
     pub log: LogConfig,
+    /// `[actors]`
+    pub actors: ActorsConfig,
 }
 
 /// `[server]`: the HTTP listener.
@@ -300,6 +302,47 @@ impl Default for LogConfig {
     }
 }
 
+/// `[actors]`: the entity-actor runtime.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActorsConfig {
+    /// An actor that received nothing for this long is passivated.
+    pub idle_timeout_secs: u64,
+    /// Most resident actors per kind; past it the least recently used is evicted.
+    pub max_resident: usize,
+    /// Messages a mailbox holds before senders wait.
+    pub mailbox_capacity: usize,
+    /// How long a request waits for an actor's answer before 503.
+    pub call_timeout_ms: u64,
+    /// Threads hosting the actors of each kind.
+    pub arbiters: usize,
+}
+
+impl Default for ActorsConfig {
+    fn default() -> Self {
+        ActorsConfig {
+            idle_timeout_secs: 300,
+            max_resident: 100_000,
+            mailbox_capacity: 64,
+            call_timeout_ms: 5_000,
+            arbiters: 2,
+        }
+    }
+}
+
+impl ActorsConfig {
+    /// The runtime settings these keys describe.
+    pub fn runtime(&self) -> mall_actors::runtime::RuntimeConfig {
+        mall_actors::runtime::RuntimeConfig {
+            mailbox_capacity: self.mailbox_capacity,
+            call_timeout: std::time::Duration::from_millis(self.call_timeout_ms),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            max_resident: self.max_resident,
+            arbiters: self.arbiters,
+        }
+    }
+}
+
 /// A configuration that cannot be used; the message names the key.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -431,6 +474,15 @@ impl Config {
         }
         if !matches!(self.log.format.as_str(), "json" | "text") {
             return bad("log.format", "must be json or text".into());
+        }
+        let a = &self.actors;
+        if a.idle_timeout_secs == 0
+            || a.max_resident == 0
+            || a.mailbox_capacity == 0
+            || a.call_timeout_ms == 0
+            || a.arbiters == 0
+        {
+            return bad("actors", "idle_timeout_secs, max_resident, mailbox_capacity, call_timeout_ms and arbiters must be positive".into());
         }
         if self.order.payment_timeout_secs == 0 || self.payment.session_timeout_secs == 0 {
             return bad(

@@ -6,6 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{Map, Value, json};
 
+use mall_actors::cart::CartError;
 use mall_db::DbError;
 
 /// Seconds a client should wait before retrying after a 503.
@@ -146,6 +147,24 @@ impl From<DbError> for ApiError {
                 ApiError::unavailable("the database is unavailable, retry shortly")
             }
             other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<CartError> for ApiError {
+    fn from(e: CartError) -> Self {
+        match e {
+            CartError::InvalidQuantity(why) => ApiError::invalid_field("quantity", why),
+            CartError::CartFull(n) => {
+                ApiError::conflict("cart_full", format!("the cart already has {n} lines"))
+            }
+            CartError::ProductNotFound => ApiError::not_found("product"),
+            CartError::LineNotFound => ApiError::not_found("cart line"),
+            CartError::Unavailable(why) => {
+                tracing::warn!(error = %why, "cart unavailable");
+                ApiError::unavailable("the cart is unavailable, retry shortly")
+            }
+            CartError::Internal(why) => ApiError::internal(&why),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! errors, metrics, OpenAPI — and the pieces of the `mall` binary.
 
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod dto;
 pub mod error;

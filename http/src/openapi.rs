@@ -65,6 +65,18 @@ impl Modify for BearerAuth {
         handlers::admin::list_roles,
         handlers::admin::put_role,
         handlers::admin::delete_role,
+        handlers::catalog::list_products,
+        handlers::catalog::create_product,
+        handlers::catalog::batch_products,
+        handlers::catalog::get_product,
+        handlers::catalog::update_product,
+        handlers::catalog::delete_product,
+        handlers::cart::create,
+        handlers::cart::get,
+        handlers::cart::add_item,
+        handlers::cart::set_item,
+        handlers::cart::remove_item,
+        handlers::cart::clear,
         handlers::ops::healthz,
         handlers::ops::readyz,
         handlers::ops::metrics,
@@ -74,6 +86,8 @@ impl Modify for BearerAuth {
     tags(
         (name = "identity", description = "accounts, login, tokens"),
         (name = "admin", description = "users, roles and permissions (admin)"),
+        (name = "catalog", description = "products: search, batch lookup, merchants' changes"),
+        (name = "cart", description = "the caller's cart (one actor per user)"),
         (name = "operations", description = "health, readiness, metrics"),
     )
 )]

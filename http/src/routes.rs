@@ -4,7 +4,7 @@ use actix_web::web;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::handlers::{admin, identity, ops};
+use crate::handlers::{admin, cart, catalog, identity, ops};
 use crate::openapi::ApiDoc;
 
 /// Registers every route.
@@ -34,6 +34,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/auth/refresh", web::post().to(identity::refresh))
                 .route("/auth/logout", web::post().to(identity::logout))
                 .route("/auth/verify", web::get().to(identity::verify))
+                .service(
+                    web::resource("/products")
+                        .route(web::get().to(catalog::list_products))
+                        .route(web::post().to(catalog::create_product)),
+                )
+                // Before `/products/{id}`, which would otherwise take `batch` for an id.
+                .route("/products/batch", web::post().to(catalog::batch_products))
+                .service(
+                    web::resource("/products/{id}")
+                        .route(web::get().to(catalog::get_product))
+                        .route(web::patch().to(catalog::update_product))
+                        .route(web::delete().to(catalog::delete_product)),
+                )
                 .route("/admin/users", web::get().to(admin::list_users))
                 .service(
                     web::resource("/admin/users/{id}")
@@ -45,6 +58,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/admin/users/{id}/ban")
                         .route(web::post().to(admin::ban))
                         .route(web::delete().to(admin::unban)),
+                )
+                .service(
+                    web::resource("/cart")
+                        .route(web::post().to(cart::create))
+                        .route(web::get().to(cart::get))
+                        .route(web::delete().to(cart::clear)),
+                )
+                .route("/cart/items", web::post().to(cart::add_item))
+                .service(
+                    web::resource("/cart/items/{product_id}")
+                        .route(web::put().to(cart::set_item))
+                        .route(web::delete().to(cart::remove_item)),
                 )
                 .route("/admin/roles", web::get().to(admin::list_roles))
                 .service(

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mall_actors::cart::CartHandle;
+use mall_actors::runtime::RuntimeMetrics;
 use mall_db::{Db, IdGenerator};
 
 use crate::auth::cache::AuthCache;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub ip_blacklist: Vec<ipnet::IpNet>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The carts (one actor per user).
+    pub carts: CartHandle,
 }
 
 /// Why the state could not be built.
@@ -83,7 +87,8 @@ pub fn token_service(config: &Config) -> Result<TokenService, StartupError> {
 }
 
 impl AppState {
-    /// Builds the state: opens the pools and loads the policy.
+    /// Builds the state: opens the pools, loads the policy, starts the actor registries.
+    /// Must run inside an actix `System`.
     pub async fn build(config: Config) -> Result<AppState, StartupError> {
         let opts = mall_db::PoolOptions {
             max_connections: config.database.max_connections,
@@ -103,6 +108,9 @@ impl AppState {
             .filter_map(|e| parse_net(e))
             .collect();
         let metrics = Metrics::new().map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
+        let runtime_metrics = RuntimeMetrics::new(&metrics.registry)
+            .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
+        let carts = CartHandle::start(db.clone(), config.actors.runtime(), &runtime_metrics);
         Ok(AppState {
             auth: Authenticator::new(
                 Arc::clone(&tokens),
@@ -117,6 +125,7 @@ impl AppState {
             whitelist,
             ip_blacklist,
             metrics,
+            carts,
         })
     }
 }

@@ -1,5 +1,7 @@
 //! Repositories: async functions that take a `&mut DbConn` and run one unit of work on it.
 
+pub mod carts;
+pub mod products;
 pub mod roles;
 pub mod sessions;
 pub mod users;

@@ -35,19 +35,21 @@ pub async fn list_all(conn: &mut DbConn) -> Result<Vec<RoleWithPermissions>, DbE
 }
 
 fn group(names: Vec<String>, perms: Vec<PermissionRow>) -> Vec<RoleWithPermissions> {
-    let mut out: Vec<RoleWithPermissions> = names
-        .into_iter()
-        .map(|name| RoleWithPermissions {
-            name,
-            permissions: Vec::new(),
-        })
-        .collect();
+    // By name, in Rust: the database's collation may order names differently from byte order.
+    let mut by_name: std::collections::BTreeMap<String, Vec<PermissionRow>> =
+        names.into_iter().map(|n| (n, Vec::new())).collect();
     for p in perms {
-        if let Ok(i) = out.binary_search_by(|r| r.name.as_str().cmp(p.role_name.as_str())) {
-            out[i].permissions.push(p);
+        if let Some(list) = by_name.get_mut(&p.role_name) {
+            list.push(p);
         }
     }
-    out
+    by_name
+        .into_iter()
+        .map(|(name, mut permissions)| {
+            permissions.sort_by_key(|p| p.position);
+            RoleWithPermissions { name, permissions }
+        })
+        .collect()
 }
 
 /// One role with its permissions.

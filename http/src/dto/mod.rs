@@ -1,5 +1,7 @@
 //! Request and response bodies, as the API shows them (ids as strings, times as RFC 3339).
 
+pub mod cart;
+pub mod catalog;
 pub mod identity;
 pub mod page;
 

@@ -1,5 +1,7 @@
 //! Route handlers: thin adapters from HTTP to the services, one module per area.
 
 pub mod admin;
+pub mod cart;
+pub mod catalog;
 pub mod identity;
 pub mod ops;

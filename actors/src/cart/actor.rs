@@ -1,0 +1,131 @@
+//! `CartActor`: one per user, a thin shell over [`CartState`]: it loads the cart on its first
+//! turn, checks the product when a change needs it, writes through with a version check, and
+//! only then replies. Turns never interleave (`AtomicResponse`).
+
+use actix::{Actor, Context, Handler};
+
+use mall_db::repo::carts::{self, WriteOutcome};
+use mall_db::{Db, clock};
+
+use super::error::CartError;
+use super::state::{CartOp, CartState};
+use crate::runtime::turn;
+use crate::runtime::{Call, Entity, KindMetrics};
+
+/// The cart of one user.
+pub struct CartActor {
+    user_id: i64,
+    db: Db,
+    // None until loaded, and again after a failure that may have left it stale.
+    state: Option<CartState>,
+    metrics: KindMetrics,
+}
+
+impl Actor for CartActor {
+    type Context = Context<Self>;
+}
+
+impl Entity for CartActor {
+    type Key = i64;
+    type Deps = Db;
+    const KIND: &'static str = "cart";
+
+    fn activate(user_id: i64, db: Db, metrics: KindMetrics) -> Self {
+        CartActor {
+            user_id,
+            db,
+            state: None,
+            metrics,
+        }
+    }
+}
+
+impl Handler<Call<CartOp>> for CartActor {
+    type Result = actix::AtomicResponse<Self, Result<CartState, CartError>>;
+
+    fn handle(&mut self, call: Call<CartOp>, _ctx: &mut Context<Self>) -> Self::Result {
+        #[cfg(feature = "testing")]
+        if call.cmd == CartOp::Crash {
+            panic!(
+                "cart actor {} crashed on request (test fault injection)",
+                self.user_id
+            );
+        }
+        let (db, user_id, cached, op) =
+            (self.db.clone(), self.user_id, self.state.clone(), call.cmd);
+        turn::atomic(
+            self,
+            call.sent_at,
+            &self.metrics,
+            execute(db, user_id, cached, op),
+            |(keep, reply), act: &mut Self| {
+                act.state = keep;
+                reply
+            },
+        )
+    }
+}
+
+async fn load(db: &Db, user_id: i64) -> Result<CartState, CartError> {
+    let mut conn = db.read().await?;
+    Ok(carts::load(&mut conn, user_id)
+        .await?
+        .map_or_else(CartState::absent, CartState::from_stored))
+}
+
+/// One turn: returns the state to keep cached (None: reload next time) and the reply.
+async fn execute(
+    db: Db,
+    user_id: i64,
+    cached: Option<CartState>,
+    op: CartOp,
+) -> (Option<CartState>, Result<CartState, CartError>) {
+    let mut state = match cached {
+        Some(s) => s,
+        None => match load(&db, user_id).await {
+            Ok(s) => s,
+            Err(e) => return (None, Err(e)),
+        },
+    };
+    // Two attempts: a version conflict means someone else wrote the cart (another node, or a
+    // stale actor after a takeover); reload and apply the operation to the fresh state once.
+    for _ in 0..2 {
+        let plan = match state.plan(&op) {
+            Ok(Some(plan)) => plan,
+            Ok(None) => return (Some(state.clone()), Ok(state)),
+            Err(refused) => return (Some(state), Err(refused)),
+        };
+        let now = clock::now();
+        let written = async {
+            if let Some(product_id) = plan.requires_live_product {
+                let mut conn = db.read().await?;
+                if !carts::product_is_live(&mut conn, product_id).await? {
+                    return Err(CartError::ProductNotFound);
+                }
+            }
+            let mut conn = db.write().await?;
+            Ok(carts::write(&mut conn, user_id, state.version, &plan.writes, now).await?)
+        }
+        .await;
+        match written {
+            Ok(WriteOutcome::Written(version)) => {
+                let next = state.applied(&plan, version, now);
+                return (Some(next.clone()), Ok(next));
+            }
+            Ok(WriteOutcome::Conflict) => match load(&db, user_id).await {
+                Ok(fresh) => state = fresh,
+                Err(e) => return (None, Err(e)),
+            },
+            Err(CartError::ProductNotFound) => {
+                return (Some(state), Err(CartError::ProductNotFound));
+            }
+            Err(e) => return (None, Err(e)),
+        }
+    }
+    (
+        None,
+        Err(CartError::Unavailable(
+            "the cart kept changing under this write".into(),
+        )),
+    )
+}

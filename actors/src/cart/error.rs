@@ -1,0 +1,43 @@
+//! `CartError`: everything a cart operation can refuse or fail with.
+
+use crate::runtime::RuntimeError;
+
+/// Why a cart operation did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CartError {
+    /// A quantity outside 1..=999 (0 only for set), or a line that would pass 999.
+    #[error("invalid quantity: {0}")]
+    InvalidQuantity(String),
+    /// Adding a 101st line.
+    #[error("the cart already has {0} lines")]
+    CartFull(usize),
+    /// The product does not exist or was deleted.
+    #[error("product not found")]
+    ProductNotFound,
+    /// The cart has no line for that product.
+    #[error("no such line in the cart")]
+    LineNotFound,
+    /// The database or the actor did not answer; retry later.
+    #[error("cart unavailable: {0}")]
+    Unavailable(String),
+    /// A bug.
+    #[error("cart failure: {0}")]
+    Internal(String),
+}
+
+impl From<mall_db::DbError> for CartError {
+    fn from(e: mall_db::DbError) -> Self {
+        match e {
+            mall_db::DbError::Unavailable(why) => CartError::Unavailable(why),
+            // The product vanished between the check and the write.
+            mall_db::DbError::ForeignKeyViolation(_) => CartError::ProductNotFound,
+            other => CartError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<RuntimeError> for CartError {
+    fn from(e: RuntimeError) -> Self {
+        CartError::Unavailable(e.to_string())
+    }
+}

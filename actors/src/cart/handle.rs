@@ -1,0 +1,170 @@
+//! `CartHandle`: what the HTTP layer calls. It routes each operation to the user's cart actor
+//! and prices the answer at current product prices.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use time::PrimitiveDateTime;
+
+use mall_db::Db;
+use mall_db::repo::carts;
+
+use super::actor::CartActor;
+use super::error::CartError;
+use super::state::{CartOp, CartState};
+use crate::runtime::{Registry, RuntimeConfig, RuntimeMetrics};
+
+/// One priced line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartLineView {
+    /// The product.
+    pub product_id: i64,
+    /// Its current name.
+    pub name: String,
+    /// Its current price.
+    pub unit_price_cents: i64,
+    /// How many.
+    pub quantity: i32,
+    /// `unit_price_cents * quantity`.
+    pub line_total_cents: i64,
+    /// False once the product was deleted (it can no longer be bought).
+    pub available: bool,
+}
+
+/// A cart priced at current prices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CartView {
+    /// Lines in the order they were first added.
+    pub items: Vec<CartLineView>,
+    /// The sum of the available lines.
+    pub total_cents: i64,
+    /// Last change.
+    pub updated_at: PrimitiveDateTime,
+    /// The stored version (changes with every write).
+    pub version: i64,
+}
+
+/// Routes cart operations to cart actors.
+#[derive(Clone)]
+pub struct CartHandle {
+    registry: Arc<Registry<CartActor>>,
+    db: Db,
+}
+
+impl CartHandle {
+    /// Starts the cart registry (inside an actix `System`) and its passivation timer.
+    pub fn start(db: Db, config: RuntimeConfig, metrics: &RuntimeMetrics) -> CartHandle {
+        let registry = Registry::new(db.clone(), config, metrics);
+        registry.spawn_passivator();
+        CartHandle { registry, db }
+    }
+
+    /// The registry (for tests and operations).
+    pub fn registry(&self) -> &Arc<Registry<CartActor>> {
+        &self.registry
+    }
+
+    /// Runs `op` on the user's cart and prices the result.
+    pub async fn run(&self, user_id: i64, op: CartOp) -> Result<CartView, CartError> {
+        let state = self.registry.call(&user_id, op).await??;
+        self.price(state).await
+    }
+
+    /// Creates the user's cart if it has none.
+    pub async fn create(&self, user_id: i64) -> Result<CartView, CartError> {
+        self.run(user_id, CartOp::Create).await
+    }
+
+    /// The user's cart.
+    pub async fn get(&self, user_id: i64) -> Result<CartView, CartError> {
+        self.run(user_id, CartOp::Get).await
+    }
+
+    /// Adds `quantity` of a product.
+    pub async fn add_item(
+        &self,
+        user_id: i64,
+        product_id: i64,
+        quantity: i32,
+    ) -> Result<CartView, CartError> {
+        self.run(
+            user_id,
+            CartOp::Add {
+                product_id,
+                quantity,
+            },
+        )
+        .await
+    }
+
+    /// Sets a line's quantity (0 removes it).
+    pub async fn set_quantity(
+        &self,
+        user_id: i64,
+        product_id: i64,
+        quantity: i32,
+    ) -> Result<CartView, CartError> {
+        self.run(
+            user_id,
+            CartOp::Set {
+                product_id,
+                quantity,
+            },
+        )
+        .await
+    }
+
+    /// Removes a line.
+    pub async fn remove_item(&self, user_id: i64, product_id: i64) -> Result<CartView, CartError> {
+        self.run(user_id, CartOp::Remove { product_id }).await
+    }
+
+    /// Empties the cart.
+    pub async fn clear(&self, user_id: i64) -> Result<CartView, CartError> {
+        self.run(user_id, CartOp::Clear).await
+    }
+
+    async fn price(&self, state: CartState) -> Result<CartView, CartError> {
+        let ids: Vec<i64> = state.lines.iter().map(|l| l.product_id).collect();
+        let products: HashMap<i64, (String, i64, bool)> = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            let mut conn = self.db.read().await?;
+            carts::line_products(&mut conn, &ids)
+                .await?
+                .into_iter()
+                .map(|(id, name, price, deleted)| (id, (name, price, deleted)))
+                .collect()
+        };
+        let items: Vec<CartLineView> = state
+            .lines
+            .iter()
+            .map(|l| {
+                let (name, price, deleted) =
+                    products
+                        .get(&l.product_id)
+                        .cloned()
+                        .unwrap_or((String::new(), 0, true));
+                CartLineView {
+                    product_id: l.product_id,
+                    name,
+                    unit_price_cents: price,
+                    quantity: l.quantity,
+                    line_total_cents: price.saturating_mul(i64::from(l.quantity)),
+                    available: !deleted,
+                }
+            })
+            .collect();
+        let total_cents = items
+            .iter()
+            .filter(|i| i.available)
+            .map(|i| i.line_total_cents)
+            .sum();
+        Ok(CartView {
+            items,
+            total_cents,
+            updated_at: state.updated_at.unwrap_or_else(mall_db::clock::now),
+            version: state.version.unwrap_or(0),
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! The registry of one entity kind: activates an actor on the first message for its key,
+//! hands out nothing but answers, passivates idle actors, evicts the least recently used past
+//! the cap, and notices dead actors (a handler that panicked) and reactivates them.
+//!
+//! Callers never hold an address: [`Registry::call`] looks it up, sends with a timeout, and
+//! retries once, transparently, when it finds the actor dead.
+
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use actix::dev::ToEnvelope;
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, Context, Handler, MailboxError, Message};
+
+use super::config::RuntimeConfig;
+use super::error::RuntimeError;
+use super::metrics::{KindMetrics, RuntimeMetrics};
+use super::residents::Residents;
+
+/// An actor the registry can host: one per key, built from its key and shared dependencies.
+/// It must load its state from the database before handling its first message (the cart and
+/// order actors do so at the start of their first turn).
+pub trait Entity: Actor<Context = Context<Self>> {
+    /// Identifies one entity (a user id for carts, an order id for orders).
+    type Key: Clone + Eq + Hash + std::fmt::Debug + Send + Sync + 'static;
+    /// What every actor of the kind needs (database, clock, settings).
+    type Deps: Clone + Send + 'static;
+    /// The kind's name in metrics and logs.
+    const KIND: &'static str;
+    /// Builds the actor for `key` (no I/O here: it runs on the hosting arbiter as it starts).
+    fn activate(key: Self::Key, deps: Self::Deps, metrics: KindMetrics) -> Self;
+}
+
+/// A message on its way to an entity, stamped with when it was sent (for the mailbox-time metric).
+#[derive(Debug, Clone)]
+pub struct Call<C> {
+    /// The command or query.
+    pub cmd: C,
+    /// When the caller sent it.
+    pub sent_at: Instant,
+}
+
+impl<C: Message> Message for Call<C>
+where
+    C::Result: 'static,
+{
+    type Result = C::Result;
+}
+
+/// The registry of entities of kind `E`.
+pub struct Registry<E: Entity> {
+    residents: Mutex<Residents<E::Key, Addr<E>>>,
+    arbiters: Vec<ArbiterHandle>,
+    deps: E::Deps,
+    config: RuntimeConfig,
+    metrics: KindMetrics,
+}
+
+/// A stable, seed-free hash (FNV-1a) to spread keys over arbiters the same way in every process.
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl<E: Entity> Registry<E> {
+    /// A registry hosting its actors on `config.arbiters` new threads. Must be called inside an
+    /// actix `System`.
+    pub fn new(deps: E::Deps, config: RuntimeConfig, metrics: &RuntimeMetrics) -> Arc<Self> {
+        let arbiters = (0..config.arbiters.max(1))
+            .map(|_| {
+                let arbiter = Arbiter::new();
+                let handle = arbiter.handle();
+                // The thread lives as long as the System; dropping `Arbiter` does not stop it.
+                drop(arbiter);
+                handle
+            })
+            .collect();
+        Arc::new(Registry {
+            residents: Mutex::new(Residents::new(config.max_resident)),
+            arbiters,
+            deps,
+            metrics: metrics.kind(E::KIND),
+            config,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Residents<E::Key, Addr<E>>> {
+        // Bookkeeping stays consistent even if a holder panicked: keep using it.
+        self.residents.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn arbiter_for(&self, key: &E::Key) -> &ArbiterHandle {
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        key.hash(&mut h);
+        &self.arbiters[(h.finish() % self.arbiters.len() as u64) as usize]
+    }
+
+    /// The live address for `key`, activating the actor when there is none or it died.
+    fn address(&self, key: &E::Key) -> Addr<E> {
+        let now = Instant::now();
+        let mut residents = self.lock();
+        if let Some(addr) = residents.touch(key, now) {
+            if addr.connected() {
+                return addr.clone();
+            }
+            residents.remove(key);
+            self.metrics.deaths.inc();
+            tracing::warn!(kind = E::KIND, key = ?key, "actor found dead; reactivating");
+        }
+        let (k, deps, metrics, capacity) = (
+            key.clone(),
+            self.deps.clone(),
+            self.metrics.clone(),
+            self.config.mailbox_capacity,
+        );
+        let addr = E::start_in_arbiter(self.arbiter_for(key), move |ctx| {
+            ctx.set_mailbox_capacity(capacity);
+            E::activate(k, deps, metrics)
+        });
+        self.metrics.activations.inc();
+        let evicted = residents.insert(key.clone(), addr.clone(), now);
+        // Dropping the registry's address lets an evicted actor stop once its callers are done.
+        self.metrics.evictions.inc_by(evicted.len() as u64);
+        self.metrics.live.set(residents.len() as i64);
+        addr
+    }
+
+    /// Sends `cmd` to the entity `key` and waits for the answer (at most `call_timeout`).
+    /// A dead actor is replaced and the call retried once.
+    pub async fn call<C>(&self, key: &E::Key, cmd: C) -> Result<C::Result, RuntimeError>
+    where
+        C: Message + Clone + Send + 'static,
+        C::Result: Send + 'static,
+        E: Handler<Call<C>>,
+        E::Context: ToEnvelope<E, Call<C>>,
+    {
+        for _attempt in 0..2 {
+            let addr = self.address(key);
+            let call = Call {
+                cmd: cmd.clone(),
+                sent_at: Instant::now(),
+            };
+            match addr.send(call).timeout(self.config.call_timeout).await {
+                Ok(answer) => return Ok(answer),
+                Err(MailboxError::Timeout) => {
+                    self.metrics.mailbox_timeouts.inc();
+                    return Err(RuntimeError::Timeout { kind: E::KIND });
+                }
+                Err(MailboxError::Closed) => {
+                    // The actor stopped (it panicked, or was passivated as we sent): forget
+                    // that address, unless someone already replaced it, and try once more.
+                    let mut residents = self.lock();
+                    if residents.remove_if(key, |a| *a == addr).is_some() {
+                        self.metrics.deaths.inc();
+                        self.metrics.live.set(residents.len() as i64);
+                    }
+                }
+            }
+        }
+        Err(RuntimeError::Unavailable { kind: E::KIND })
+    }
+
+    /// Passivates every actor idle for longer than `idle_timeout`; returns how many.
+    pub fn passivate_idle(&self) -> usize {
+        self.passivate_idle_for(self.config.idle_timeout)
+    }
+
+    /// Passivates every actor idle for longer than `idle` (tests use a zero duration).
+    pub fn passivate_idle_for(&self, idle: Duration) -> usize {
+        let mut residents = self.lock();
+        let gone = residents.expire_idle(Instant::now(), idle);
+        self.metrics.passivations.inc_by(gone.len() as u64);
+        self.metrics.live.set(residents.len() as i64);
+        gone.len()
+    }
+
+    /// How many actors are resident.
+    pub fn resident(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when `key` has a resident actor.
+    pub fn is_resident(&self, key: &E::Key) -> bool {
+        self.lock().peek(key).is_some()
+    }
+
+    /// Checks for idle actors every so often (a fraction of the idle timeout) until the process ends.
+    pub fn spawn_passivator(self: &Arc<Self>) {
+        let registry = Arc::clone(self);
+        let every = (self.config.idle_timeout / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(30));
+        actix::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let n = registry.passivate_idle();
+                if n > 0 {
+                    tracing::debug!(kind = E::KIND, passivated = n, "idle actors passivated");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,40 @@
+//! One turn of an actor: async work that no other message of the same actor can interleave with
+//! (an `AtomicResponse`), timed for the runtime metrics.
+
+use std::future::Future;
+use std::time::Instant;
+
+use actix::fut::{ActorFutureExt, WrapFuture};
+use actix::{Actor, AtomicResponse};
+
+use super::metrics::KindMetrics;
+
+/// Runs `work` as one turn of `actor`, then `apply` (with the actor) turns its output into the
+/// reply. The mailbox time (since `sent_at`) and the turn's time are recorded.
+pub fn atomic<A, X, T, F, G>(
+    actor: &A,
+    sent_at: Instant,
+    metrics: &KindMetrics,
+    work: F,
+    apply: G,
+) -> AtomicResponse<A, T>
+where
+    A: Actor,
+    F: Future<Output = X> + 'static,
+    G: FnOnce(X, &mut A) -> T + 'static,
+    X: 'static,
+    T: 'static,
+{
+    let started = Instant::now();
+    metrics
+        .mailbox_seconds
+        .observe(started.saturating_duration_since(sent_at).as_secs_f64());
+    let handler_seconds = metrics.handler_seconds.clone();
+    AtomicResponse::new(Box::pin(work.into_actor(actor).map(
+        move |out, act, _ctx| {
+            let reply = apply(out, act);
+            handler_seconds.observe(started.elapsed().as_secs_f64());
+            reply
+        },
+    )))
+}

@@ -1,0 +1,176 @@
+//! Carts: load one, and write a change to it guarded by its version (optimistic concurrency).
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use time::PrimitiveDateTime;
+
+use crate::error::DbError;
+use crate::pool::DbConn;
+use crate::schema::{cart_lines, carts, products};
+use crate::with_conn;
+
+/// A cart line as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable)]
+pub struct StoredLine {
+    /// The product.
+    pub product_id: i64,
+    /// 1..=999.
+    pub quantity: i32,
+    /// Lines are shown by increasing position (the order they were first added).
+    pub position: i64,
+}
+
+/// A cart as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCart {
+    /// Bumped by every write.
+    pub version: i64,
+    /// Last change.
+    pub updated_at: PrimitiveDateTime,
+    /// Lines by position.
+    pub lines: Vec<StoredLine>,
+}
+
+/// One change to the lines of a cart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineWrite {
+    /// Insert the line, or set its quantity and position.
+    Upsert(StoredLine),
+    /// Remove the line of this product.
+    Delete(i64),
+    /// Remove every line.
+    DeleteAll,
+}
+
+/// What a guarded write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Written; the cart's new version.
+    Written(i64),
+    /// The cart was not at the expected version (or already existed): nothing was written.
+    Conflict,
+}
+
+/// The user's cart, if it exists.
+pub async fn load(conn: &mut DbConn, user_id: i64) -> Result<Option<StoredCart>, DbError> {
+    with_conn!(conn, c => {
+        let head: Option<(i64, PrimitiveDateTime)> = carts::table
+            .find(user_id)
+            .select((carts::version, carts::updated_at))
+            .first(c)
+            .await
+            .optional()?;
+        let Some((version, updated_at)) = head else { return Ok(None) };
+        let lines: Vec<StoredLine> = cart_lines::table
+            .filter(cart_lines::user_id.eq(user_id))
+            .select((cart_lines::product_id, cart_lines::quantity, cart_lines::position))
+            .order(cart_lines::position.asc())
+            .load(c)
+            .await?;
+        Ok(Some(StoredCart { version, updated_at, lines }))
+    })
+}
+
+/// Applies `writes` to the user's cart in one transaction, only if the cart is at
+/// `expected_version` (`None`: only if it does not exist yet, and it is created).
+pub async fn write(
+    conn: &mut DbConn,
+    user_id: i64,
+    expected_version: Option<i64>,
+    writes: &[LineWrite],
+    now: PrimitiveDateTime,
+) -> Result<WriteOutcome, DbError> {
+    with_conn!(conn, c => c.transaction(async |c| {
+        let version = match expected_version {
+            None => {
+                let exists: i64 = carts::table.find(user_id).count().get_result(c).await?;
+                if exists > 0 {
+                    return Ok::<_, DbError>(WriteOutcome::Conflict);
+                }
+                diesel::insert_into(carts::table)
+                    .values((
+                        carts::user_id.eq(user_id),
+                        carts::version.eq(1),
+                        carts::created_at.eq(now),
+                        carts::updated_at.eq(now),
+                    ))
+                    .execute(c)
+                    .await?;
+                1
+            }
+            Some(expected) => {
+                let bumped = diesel::update(carts::table.find(user_id).filter(carts::version.eq(expected)))
+                    .set((carts::version.eq(expected + 1), carts::updated_at.eq(now)))
+                    .execute(c)
+                    .await?;
+                if bumped == 0 {
+                    return Ok(WriteOutcome::Conflict);
+                }
+                expected + 1
+            }
+        };
+        for w in writes {
+            match *w {
+                LineWrite::Upsert(line) => {
+                    let target = cart_lines::table
+                        .filter(cart_lines::user_id.eq(user_id))
+                        .filter(cart_lines::product_id.eq(line.product_id));
+                    let updated = diesel::update(target)
+                        .set((cart_lines::quantity.eq(line.quantity), cart_lines::position.eq(line.position)))
+                        .execute(c)
+                        .await?;
+                    if updated == 0 {
+                        diesel::insert_into(cart_lines::table)
+                            .values((
+                                cart_lines::user_id.eq(user_id),
+                                cart_lines::product_id.eq(line.product_id),
+                                cart_lines::quantity.eq(line.quantity),
+                                cart_lines::position.eq(line.position),
+                            ))
+                            .execute(c)
+                            .await?;
+                    }
+                }
+                LineWrite::Delete(product_id) => {
+                    diesel::delete(
+                        cart_lines::table
+                            .filter(cart_lines::user_id.eq(user_id))
+                            .filter(cart_lines::product_id.eq(product_id)),
+                    )
+                    .execute(c)
+                    .await?;
+                }
+                LineWrite::DeleteAll => {
+                    diesel::delete(cart_lines::table.filter(cart_lines::user_id.eq(user_id))).execute(c).await?;
+                }
+            }
+        }
+        Ok(WriteOutcome::Written(version))
+    }).await)
+}
+
+/// True when the product exists and has not been deleted.
+pub async fn product_is_live(conn: &mut DbConn, product_id: i64) -> Result<bool, DbError> {
+    let q = products::table
+        .find(product_id)
+        .filter(products::deleted_at.is_null())
+        .count();
+    let n: i64 = with_conn!(conn, c => q.get_result(c).await)?;
+    Ok(n > 0)
+}
+
+/// What a cart line shows of its product: `(id, name, price_cents, deleted)`, deleted ones included.
+pub async fn line_products(
+    conn: &mut DbConn,
+    ids: &[i64],
+) -> Result<Vec<(i64, String, i64, bool)>, DbError> {
+    let q = products::table
+        .filter(products::id.eq_any(ids.to_vec()))
+        .select((
+            products::id,
+            products::name,
+            products::price_cents,
+            products::deleted_at.is_not_null(),
+        ));
+    Ok(with_conn!(conn, c => q.load(c).await)?)
+}

@@ -1,0 +1,75 @@
+//! `/api/v1/products`: the catalog.
+
+use actix_web::{HttpResponse, web};
+
+use crate::catalog;
+use crate::dto::PageQuery;
+use crate::dto::catalog::*;
+use crate::error::ApiError;
+use crate::extract::{Caller, Json};
+use crate::openapi::ErrorBody;
+use crate::state::AppState;
+
+type Data = web::Data<AppState>;
+
+/// Search and list the catalog (deleted products never appear).
+#[utoipa::path(get, path = "/api/v1/products", tag = "catalog", params(ProductSearch, PageQuery),
+    responses((status = 200, body = inline(crate::dto::Paged<ProductView>)), (status = 400, body = ErrorBody)))]
+pub async fn list_products(
+    st: Data,
+    search: web::Query<ProductSearch>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (page, size) = page.into_inner().resolve()?;
+    Ok(HttpResponse::Ok().json(catalog::list(&st, search.into_inner(), page, size).await?))
+}
+
+/// Create a product; the caller is its merchant.
+#[utoipa::path(post, path = "/api/v1/products", tag = "catalog", request_body = CreateProductRequest,
+    responses((status = 201, body = ProductView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_product(
+    st: Data,
+    caller: Caller,
+    body: Json<CreateProductRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let product = catalog::create(&st, &caller, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(product))
+}
+
+/// Several products at once, in the order asked; unknown ones are listed as missing.
+#[utoipa::path(post, path = "/api/v1/products/batch", tag = "catalog", request_body = BatchRequest,
+    responses((status = 200, body = BatchResponse), (status = 400, body = ErrorBody)))]
+pub async fn batch_products(st: Data, body: Json<BatchRequest>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(catalog::batch(&st, body.into_inner()).await?))
+}
+
+/// One product.
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog", params(("id" = String, Path)),
+    responses((status = 200, body = ProductView), (status = 404, body = ErrorBody)))]
+pub async fn get_product(st: Data, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(catalog::get(&st, &id).await?))
+}
+
+/// Change some of a product's fields (its merchant or an admin).
+#[utoipa::path(patch, path = "/api/v1/products/{id}", tag = "catalog", params(("id" = String, Path)), request_body = UpdateProductRequest,
+    responses((status = 200, body = ProductView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn update_product(
+    st: Data,
+    caller: Caller,
+    id: web::Path<String>,
+    body: Json<UpdateProductRequest>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(catalog::update(&st, &caller, &id, body.into_inner()).await?))
+}
+
+/// Take a product out of the catalog (its merchant or an admin).
+#[utoipa::path(delete, path = "/api/v1/products/{id}", tag = "catalog", params(("id" = String, Path)),
+    responses((status = 204, description = "deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn delete_product(
+    st: Data,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    catalog::delete(&st, &caller, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
