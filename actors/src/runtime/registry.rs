@@ -211,3 +211,99 @@ impl<E: Entity> Registry<E> {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the messages it handled; panics on request.
+    struct Counter {
+        seen: u64,
+    }
+
+    impl Actor for Counter {
+        type Context = Context<Self>;
+    }
+
+    impl Entity for Counter {
+        type Key = u32;
+        type Deps = ();
+        const KIND: &'static str = "counter";
+        fn activate(_: u32, _: (), _: KindMetrics) -> Self {
+            Counter { seen: 0 }
+        }
+    }
+
+    #[derive(Clone)]
+    enum Msg {
+        Bump,
+        Panic,
+    }
+
+    impl Message for Msg {
+        type Result = u64;
+    }
+
+    impl Handler<Call<Msg>> for Counter {
+        type Result = u64;
+        fn handle(&mut self, call: Call<Msg>, _: &mut Context<Self>) -> u64 {
+            if let Msg::Panic = call.cmd {
+                panic!("requested");
+            }
+            self.seen += 1;
+            self.seen
+        }
+    }
+
+    fn registry(config: RuntimeConfig) -> (Arc<Registry<Counter>>, KindMetrics) {
+        let metrics = RuntimeMetrics::new(&prometheus::Registry::new()).unwrap();
+        let kind = metrics.kind("counter");
+        (Registry::new((), config, &metrics), kind)
+    }
+
+    #[actix_rt::test]
+    async fn one_actor_per_key_activated_once() {
+        let (reg, m) = registry(RuntimeConfig::default());
+        assert_eq!(reg.call(&1, Msg::Bump).await, Ok(1));
+        assert_eq!(reg.call(&1, Msg::Bump).await, Ok(2));
+        assert_eq!(reg.call(&2, Msg::Bump).await, Ok(1));
+        assert_eq!(m.activations.get(), 2);
+        assert_eq!(m.live.get(), 2);
+        assert_eq!(reg.resident(), 2);
+    }
+
+    #[actix_rt::test]
+    async fn passivated_and_evicted_actors_start_afresh() {
+        let (reg, m) = registry(RuntimeConfig {
+            max_resident: 2,
+            ..RuntimeConfig::default()
+        });
+        reg.call(&1, Msg::Bump).await.unwrap();
+        reg.call(&2, Msg::Bump).await.unwrap();
+        reg.call(&1, Msg::Bump).await.unwrap(); // 2 is now the least recently used
+        reg.call(&3, Msg::Bump).await.unwrap();
+        assert_eq!(m.evictions.get(), 1);
+        assert!(!reg.is_resident(&2) && reg.is_resident(&1) && reg.is_resident(&3));
+        // An evicted actor comes back with fresh (here: in-memory only) state.
+        assert_eq!(reg.call(&2, Msg::Bump).await, Ok(1));
+        assert_eq!(reg.passivate_idle_for(Duration::ZERO), 2);
+        assert_eq!(m.passivations.get(), 2);
+        assert_eq!(reg.resident(), 0);
+        assert_eq!(m.live.get(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_panicking_actor_is_replaced_and_the_caller_retried_once() {
+        let (reg, m) = registry(RuntimeConfig::default());
+        assert_eq!(reg.call(&1, Msg::Bump).await, Ok(1));
+        // It panics on both attempts: the caller gets an error, not a hang.
+        assert_eq!(
+            reg.call(&1, Msg::Panic).await,
+            Err(RuntimeError::Unavailable { kind: "counter" })
+        );
+        assert_eq!(m.deaths.get(), 2);
+        // The next message reaches a new actor.
+        assert_eq!(reg.call(&1, Msg::Bump).await, Ok(1));
+        assert_eq!(m.activations.get(), 3);
+    }
+}
