@@ -3,6 +3,11 @@
 //! layer and mall-db; actix types do not leak out of it: callers use handles such as `CartHandle`.
 
 pub mod cart;
+pub mod checkout;
+pub mod deadlines;
+pub mod deps;
+pub mod order;
+pub mod payment;
 pub mod runtime;
 
 pub use mall_db as db;

@@ -111,7 +111,72 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    orders (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        status -> Text,
+        total_cents -> BigInt,
+        address -> Text,
+        note -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        expires_at -> Timestamp,
+        paid_at -> Nullable<Timestamp>,
+        cancelled_at -> Nullable<Timestamp>,
+        cancel_reason -> Nullable<Text>,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    order_items (order_id, position) {
+        order_id -> BigInt,
+        position -> Integer,
+        product_id -> BigInt,
+        name -> Text,
+        unit_price_cents -> BigInt,
+        quantity -> Integer,
+        line_total_cents -> BigInt,
+    }
+}
+
+diesel::table! {
+    payments (id) {
+        id -> BigInt,
+        order_id -> BigInt,
+        user_id -> BigInt,
+        amount_cents -> BigInt,
+        status -> Text,
+        card_last4 -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        attempts -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        expires_at -> Timestamp,
+        succeeded_at -> Nullable<Timestamp>,
+        cancelled_at -> Nullable<Timestamp>,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, idem_key) {
+        user_id -> BigInt,
+        idem_key -> Text,
+        fingerprint -> Text,
+        resource -> Nullable<Text>,
+        response_status -> Nullable<Integer>,
+        response_body -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(permissions -> roles (role_name));
+diesel::joinable!(orders -> users (user_id));
+diesel::joinable!(order_items -> orders (order_id));
+diesel::joinable!(payments -> orders (order_id));
 diesel::joinable!(products -> users (merchant_id));
 diesel::joinable!(product_categories -> products (product_id));
 diesel::joinable!(carts -> users (user_id));
@@ -134,4 +199,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     product_categories,
     carts,
     cart_lines,
+    orders,
+    order_items,
+    payments,
+    idempotency_keys,
 );

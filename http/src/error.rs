@@ -7,6 +7,9 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::{Map, Value, json};
 
 use mall_actors::cart::CartError;
+use mall_actors::checkout::CheckoutError;
+use mall_actors::order::OrderError;
+use mall_actors::payment::PaymentError;
 use mall_db::DbError;
 
 /// Seconds a client should wait before retrying after a 503.
@@ -165,6 +168,76 @@ impl From<CartError> for ApiError {
                 ApiError::unavailable("the cart is unavailable, retry shortly")
             }
             CartError::Internal(why) => ApiError::internal(&why),
+        }
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(e: OrderError) -> Self {
+        match e {
+            OrderError::NotFound => ApiError::not_found("order"),
+            OrderError::InvalidState(why) => ApiError::conflict("invalid_state", why),
+            OrderError::ProductNotFound(id) => {
+                ApiError::not_found("product").with_detail("product_id", id.to_string())
+            }
+            OrderError::InsufficientStock {
+                product_id,
+                available,
+            } => ApiError::conflict(
+                "insufficient_stock",
+                format!("only {available} of product {product_id} available"),
+            )
+            .with_detail("product_id", product_id.to_string())
+            .with_detail("available", available),
+            OrderError::Unavailable(why) => {
+                tracing::warn!(error = %why, "orders unavailable");
+                ApiError::unavailable("orders are unavailable, retry shortly")
+            }
+            OrderError::Internal(why) => ApiError::internal(&why),
+        }
+    }
+}
+
+impl From<PaymentError> for ApiError {
+    fn from(e: PaymentError) -> Self {
+        match e {
+            PaymentError::NotFound => ApiError::not_found("payment"),
+            PaymentError::InvalidState(why) => ApiError::conflict("invalid_state", why),
+            PaymentError::InvalidCard(field, reason) => {
+                let fields: serde_json::Map<String, Value> =
+                    [(field.to_owned(), Value::from(reason))]
+                        .into_iter()
+                        .collect();
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_card",
+                    format!("invalid card: {field} {reason}"),
+                )
+                .with_detail("fields", fields)
+            }
+            PaymentError::Declined(row) => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "card_declined",
+                "the card was declined",
+            )
+            .with_detail("payment_id", row.id.to_string())
+            .with_detail("attempts", row.attempts),
+            PaymentError::Unavailable(why) => {
+                tracing::warn!(error = %why, "payments unavailable");
+                ApiError::unavailable("payments are unavailable, retry shortly")
+            }
+            PaymentError::Internal(why) => ApiError::internal(&why),
+        }
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(e: CheckoutError) -> Self {
+        match e {
+            CheckoutError::CartEmpty => ApiError::conflict("cart_empty", "the cart is empty"),
+            CheckoutError::Cart(e) => e.into(),
+            CheckoutError::Order(e) => e.into(),
+            CheckoutError::Payment(e) => e.into(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod idempotency;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

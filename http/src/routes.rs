@@ -4,7 +4,7 @@ use actix_web::web;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::handlers::{admin, cart, catalog, identity, ops};
+use crate::handlers::{admin, cart, catalog, checkout, identity, ops, orders, payments};
 use crate::openapi::ApiDoc;
 
 /// Registers every route.
@@ -71,6 +71,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::put().to(cart::set_item))
                         .route(web::delete().to(cart::remove_item)),
                 )
+                .service(
+                    web::resource("/orders")
+                        .route(web::post().to(orders::create))
+                        .route(web::get().to(orders::list)),
+                )
+                .service(
+                    web::resource("/orders/{id}")
+                        .route(web::get().to(orders::get))
+                        .route(web::patch().to(orders::update)),
+                )
+                .route("/orders/{id}/cancel", web::post().to(orders::cancel))
+                .route("/orders/{id}/payments", web::get().to(orders::payments))
+                .route("/checkout", web::post().to(checkout::checkout))
+                .route("/payments", web::post().to(payments::open))
+                .route("/payments/{id}", web::get().to(payments::get))
+                .route("/payments/{id}/confirm", web::post().to(payments::confirm))
+                .route("/payments/{id}/cancel", web::post().to(payments::cancel))
                 .route("/admin/roles", web::get().to(admin::list_roles))
                 .service(
                     web::resource("/admin/roles/{name}")

@@ -11,7 +11,9 @@ use crate::error::ApiError;
 use crate::extract::{json_config, path_config, payload_config, query_config};
 use crate::middleware::{access::access, observe::observe};
 use crate::routes;
-use crate::state::{AppState, POLICY_POLL_EVERY, StartupError};
+use crate::state::{
+    AppState, DEADLINE_LOOKAHEAD, DEADLINE_SWEEP_EVERY, POLICY_POLL_EVERY, StartupError,
+};
 
 async fn no_such_route() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("route"))
@@ -52,6 +54,15 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         .await
         .map_err(|e| StartupError::Other(format!("bootstrap admin: {}", e.message)))?;
     state.policy.spawn_watcher(POLICY_POLL_EVERY);
+    // Timers are data: wake whatever is due now (deadlines that passed while we were down)
+    // and every quarter second after.
+    mall_actors::deadlines::spawn_sweeper(
+        state.db.clone(),
+        state.orders.clone(),
+        state.payments.clone(),
+        DEADLINE_SWEEP_EVERY,
+        DEADLINE_LOOKAHEAD,
+    );
 
     let listener = std::net::TcpListener::bind(&server_cfg.bind)
         .map_err(|e| StartupError::Other(format!("server.bind {}: {e}", server_cfg.bind)))?;

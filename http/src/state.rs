@@ -4,6 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mall_actors::cart::CartHandle;
+use mall_actors::checkout::Checkout;
+use mall_actors::deps::{Deps, OutcomeMetrics};
+use mall_actors::order::OrderHandle;
+use mall_actors::payment::PaymentHandle;
 use mall_actors::runtime::RuntimeMetrics;
 use mall_db::{Db, IdGenerator};
 
@@ -16,6 +20,10 @@ use crate::metrics::Metrics;
 
 /// How long a node trusts its cached view of an account (the one-second promise has room).
 pub const AUTH_CACHE_TTL: Duration = Duration::from_millis(400);
+/// How often the deadline sweeper looks for due orders and payment sessions.
+pub const DEADLINE_SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// How far ahead the sweeper wakes actors, so their timers fire on the deadline itself.
+pub const DEADLINE_LOOKAHEAD: Duration = Duration::from_secs(2);
 /// How often a node polls the policy version.
 pub const POLICY_POLL_EVERY: Duration = Duration::from_millis(250);
 
@@ -41,6 +49,12 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The carts (one actor per user).
     pub carts: CartHandle,
+    /// The orders (one actor per order).
+    pub orders: OrderHandle,
+    /// The payment sessions (one actor per session).
+    pub payments: PaymentHandle,
+    /// Cart -> order -> payment.
+    pub checkout: Checkout,
 }
 
 /// Why the state could not be built.
@@ -111,6 +125,27 @@ impl AppState {
         let runtime_metrics = RuntimeMetrics::new(&metrics.registry)
             .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
         let carts = CartHandle::start(db.clone(), config.actors.runtime(), &runtime_metrics);
+        let ids = Arc::new(IdGenerator::random_node());
+        let deps = Deps {
+            db: db.clone(),
+            ids: Arc::clone(&ids),
+            order_timeout: Duration::from_secs(config.order.payment_timeout_secs),
+            session_timeout: Duration::from_secs(config.payment.session_timeout_secs),
+            outcomes: OutcomeMetrics::new(&metrics.registry)
+                .map_err(|e| StartupError::Other(format!("metrics: {e}")))?,
+        };
+        let orders = OrderHandle::start(deps.clone(), config.actors.runtime(), &runtime_metrics);
+        let payments = PaymentHandle::start(
+            deps,
+            orders.clone(),
+            config.actors.runtime(),
+            &runtime_metrics,
+        );
+        let checkout = Checkout {
+            carts: carts.clone(),
+            orders: orders.clone(),
+            payments: payments.clone(),
+        };
         Ok(AppState {
             auth: Authenticator::new(
                 Arc::clone(&tokens),
@@ -119,13 +154,16 @@ impl AppState {
             ),
             config: Arc::new(config),
             db,
-            ids: Arc::new(IdGenerator::random_node()),
+            ids,
             tokens,
             policy,
             whitelist,
             ip_blacklist,
             metrics,
             carts,
+            orders,
+            payments,
+            checkout,
         })
     }
 }

@@ -58,7 +58,7 @@ impl Handler<Call<CartOp>> for CartActor {
             call.sent_at,
             &self.metrics,
             execute(db, user_id, cached, op),
-            |(keep, reply), act: &mut Self| {
+            |(keep, reply), act: &mut Self, _ctx| {
                 act.state = keep;
                 reply
             },

@@ -13,6 +13,7 @@ const BUCKETS: &[f64] = &[
 #[derive(Clone)]
 pub struct RuntimeMetrics {
     live: IntGaugeVec,
+    mailbox_depth: IntGaugeVec,
     activations: IntCounterVec,
     passivations: IntCounterVec,
     evictions: IntCounterVec,
@@ -20,6 +21,8 @@ pub struct RuntimeMetrics {
     mailbox_timeouts: IntCounterVec,
     mailbox_seconds: HistogramVec,
     handler_seconds: HistogramVec,
+    timers_armed: IntCounterVec,
+    timers_fired: IntCounterVec,
 }
 
 /// The metrics of one kind, resolved once (no label lookups on the hot path).
@@ -27,6 +30,8 @@ pub struct RuntimeMetrics {
 pub struct KindMetrics {
     /// `actors_live{kind}`: resident actors.
     pub live: IntGauge,
+    /// `actor_mailbox_depth{kind}`: calls sent to actors of the kind and not yet answered.
+    pub mailbox_depth: IntGauge,
     /// `actor_activations_total{kind}`
     pub activations: IntCounter,
     /// `actor_passivations_total{kind}`: stopped after being idle.
@@ -41,6 +46,10 @@ pub struct KindMetrics {
     pub mailbox_seconds: Histogram,
     /// `actor_handler_seconds{kind}`: time a turn took.
     pub handler_seconds: Histogram,
+    /// `actor_timers_armed_total{kind}`: deadline timers set.
+    pub timers_armed: IntCounter,
+    /// `actor_timers_fired_total{kind}`: deadline timers that went off.
+    pub timers_fired: IntCounter,
 }
 
 impl RuntimeMetrics {
@@ -56,6 +65,13 @@ impl RuntimeMetrics {
         let m = RuntimeMetrics {
             live: IntGaugeVec::new(
                 Opts::new("actors_live", "Resident actors by kind"),
+                &["kind"],
+            )?,
+            mailbox_depth: IntGaugeVec::new(
+                Opts::new(
+                    "actor_mailbox_depth",
+                    "Calls sent to actors and not yet answered, by kind",
+                ),
                 &["kind"],
             )?,
             activations: counter("actor_activations_total", "Actors activated, by kind")?,
@@ -80,8 +96,14 @@ impl RuntimeMetrics {
                 "Time a message waited in the mailbox, by kind",
             )?,
             handler_seconds: histogram("actor_handler_seconds", "Time a turn took, by kind")?,
+            timers_armed: counter("actor_timers_armed_total", "Deadline timers set, by kind")?,
+            timers_fired: counter(
+                "actor_timers_fired_total",
+                "Deadline timers that went off, by kind",
+            )?,
         };
         registry.register(Box::new(m.live.clone()))?;
+        registry.register(Box::new(m.mailbox_depth.clone()))?;
         registry.register(Box::new(m.activations.clone()))?;
         registry.register(Box::new(m.passivations.clone()))?;
         registry.register(Box::new(m.evictions.clone()))?;
@@ -89,6 +111,8 @@ impl RuntimeMetrics {
         registry.register(Box::new(m.mailbox_timeouts.clone()))?;
         registry.register(Box::new(m.mailbox_seconds.clone()))?;
         registry.register(Box::new(m.handler_seconds.clone()))?;
+        registry.register(Box::new(m.timers_armed.clone()))?;
+        registry.register(Box::new(m.timers_fired.clone()))?;
         Ok(m)
     }
 
@@ -96,6 +120,7 @@ impl RuntimeMetrics {
     pub fn kind(&self, kind: &str) -> KindMetrics {
         KindMetrics {
             live: self.live.with_label_values(&[kind]),
+            mailbox_depth: self.mailbox_depth.with_label_values(&[kind]),
             activations: self.activations.with_label_values(&[kind]),
             passivations: self.passivations.with_label_values(&[kind]),
             evictions: self.evictions.with_label_values(&[kind]),
@@ -103,6 +128,8 @@ impl RuntimeMetrics {
             mailbox_timeouts: self.mailbox_timeouts.with_label_values(&[kind]),
             mailbox_seconds: self.mailbox_seconds.with_label_values(&[kind]),
             handler_seconds: self.handler_seconds.with_label_values(&[kind]),
+            timers_armed: self.timers_armed.with_label_values(&[kind]),
+            timers_fired: self.timers_fired.with_label_values(&[kind]),
         }
     }
 }

@@ -149,7 +149,10 @@ impl<E: Entity> Registry<E> {
                 cmd: cmd.clone(),
                 sent_at: Instant::now(),
             };
-            match addr.send(call).timeout(self.config.call_timeout).await {
+            self.metrics.mailbox_depth.inc();
+            let answer = addr.send(call).timeout(self.config.call_timeout).await;
+            self.metrics.mailbox_depth.dec();
+            match answer {
                 Ok(answer) => return Ok(answer),
                 Err(MailboxError::Timeout) => {
                     self.metrics.mailbox_timeouts.inc();

@@ -9,8 +9,8 @@ use actix::{Actor, AtomicResponse};
 
 use super::metrics::KindMetrics;
 
-/// Runs `work` as one turn of `actor`, then `apply` (with the actor) turns its output into the
-/// reply. The mailbox time (since `sent_at`) and the turn's time are recorded.
+/// Runs `work` as one turn of `actor`, then `apply` (with the actor and its context) turns its
+/// output into the reply. The mailbox time (since `sent_at`) and the turn's time are recorded.
 pub fn atomic<A, X, T, F, G>(
     actor: &A,
     sent_at: Instant,
@@ -21,7 +21,7 @@ pub fn atomic<A, X, T, F, G>(
 where
     A: Actor,
     F: Future<Output = X> + 'static,
-    G: FnOnce(X, &mut A) -> T + 'static,
+    G: FnOnce(X, &mut A, &mut A::Context) -> T + 'static,
     X: 'static,
     T: 'static,
 {
@@ -31,8 +31,8 @@ where
         .observe(started.saturating_duration_since(sent_at).as_secs_f64());
     let handler_seconds = metrics.handler_seconds.clone();
     AtomicResponse::new(Box::pin(work.into_actor(actor).map(
-        move |out, act, _ctx| {
-            let reply = apply(out, act);
+        move |out, act, ctx| {
+            let reply = apply(out, act, ctx);
             handler_seconds.observe(started.elapsed().as_secs_f64());
             reply
         },

@@ -1,6 +1,9 @@
 //! Repositories: async functions that take a `&mut DbConn` and run one unit of work on it.
 
 pub mod carts;
+pub mod idempotency;
+pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod roles;
 pub mod sessions;

@@ -67,10 +67,11 @@ fn check(problems: Vec<(&str, Option<String>)>) -> Result<(), ApiError> {
 }
 
 /// Parses an id from a path; anything that is not one of ours is simply not found.
+/// Only the canonical form counts: `"007"` or `"+7"` name nothing.
 pub fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
         .ok()
-        .filter(|id| *id > 0)
+        .filter(|id| *id > 0 && id.to_string() == raw)
         .ok_or_else(|| ApiError::not_found(what))
 }
 
@@ -374,11 +375,25 @@ pub async fn close_me(
 
 /// Closes an account: its logins end at once and its email is free again.
 async fn close_account(st: &AppState, user_id: i64) -> Result<(), ApiError> {
-    let mut conn = st.db.write().await?;
-    let closed = repo::users::close(&mut conn, user_id, clock::now()).await?;
+    let closed = {
+        let mut conn = st.db.write().await?;
+        repo::users::close(&mut conn, user_id, clock::now()).await?
+    };
     st.auth.invalidate(user_id);
     if !closed {
         return Err(ApiError::not_found("user"));
+    }
+    // Its pending orders are cancelled and their stock returned.
+    let cancelled = st
+        .orders
+        .cancel_all_of(user_id, mall_actors::order::CancelReason::AccountClosed)
+        .await?;
+    if cancelled > 0 {
+        tracing::info!(
+            user_id,
+            cancelled,
+            "pending orders of a closed account cancelled"
+        );
     }
     tracing::info!(user_id, "account closed");
     Ok(())
@@ -689,7 +704,16 @@ mod tests {
     #[test]
     fn ids_that_are_not_ours_are_not_found() {
         assert_eq!(parse_id("123", "user").unwrap(), 123);
-        for bad in ["abc", "-5", "0", "99999999999999999999", ""] {
+        for bad in [
+            "abc",
+            "-5",
+            "0",
+            "99999999999999999999",
+            "",
+            "007",
+            "+7",
+            " 7",
+        ] {
             assert_eq!(parse_id(bad, "user").unwrap_err().code, "not_found");
         }
     }

@@ -3,6 +3,7 @@
 pub mod cart;
 pub mod catalog;
 pub mod identity;
+pub mod orders;
 pub mod page;
 
 pub use page::{PageQuery, Paged};

@@ -125,6 +125,11 @@ pub fn optional_json<T: DeserializeOwned + Default>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
+    required_json(req, body)
+}
+
+/// A body read as raw bytes (to fingerprint it) that must be a JSON object of `T`.
+pub fn required_json<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
     let is_json = req
         .headers()
         .get(CONTENT_TYPE)

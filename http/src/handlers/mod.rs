@@ -3,5 +3,8 @@
 pub mod admin;
 pub mod cart;
 pub mod catalog;
+pub mod checkout;
 pub mod identity;
 pub mod ops;
+pub mod orders;
+pub mod payments;

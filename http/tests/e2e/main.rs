@@ -5,6 +5,8 @@ mod harness;
 
 mod admin;
 mod auth;
+mod cart;
+mod catalog;
 mod cli;
 mod cluster;
 mod hygiene;

@@ -1,0 +1,65 @@
+//! What the order and payment actors share: the database, ids, deadlines and outcome metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{IntCounterVec, Opts, Registry};
+
+use mall_db::{Db, IdGenerator};
+
+/// Orders and payments by outcome: `orders_total{outcome}`, `payments_total{outcome}`.
+#[derive(Clone)]
+pub struct OutcomeMetrics {
+    orders: IntCounterVec,
+    payments: IntCounterVec,
+}
+
+impl OutcomeMetrics {
+    /// Creates and registers the counters.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let orders =
+            IntCounterVec::new(Opts::new("orders_total", "Orders by outcome"), &["outcome"])?;
+        let payments = IntCounterVec::new(
+            Opts::new("payments_total", "Payment attempts and sessions by outcome"),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(orders.clone()))?;
+        registry.register(Box::new(payments.clone()))?;
+        Ok(OutcomeMetrics { orders, payments })
+    }
+
+    /// Counts an order outcome (`created`, `paid`, `cancelled_user`, `cancelled_expired`, ...).
+    pub fn order(&self, outcome: &str) {
+        self.orders.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts a payment outcome (`opened`, `succeeded`, `declined`, `cancelled`, `expired`).
+    pub fn payment(&self, outcome: &str) {
+        self.payments.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// Shared by every order and payment actor.
+#[derive(Clone)]
+pub struct Deps {
+    /// The database.
+    pub db: Db,
+    /// Ids for new orders and payments.
+    pub ids: Arc<IdGenerator>,
+    /// An unpaid order's deadline after creation (`order.payment_timeout_secs`).
+    pub order_timeout: Duration,
+    /// A payment session's deadline after opening (`payment.session_timeout_secs`).
+    pub session_timeout: Duration,
+    /// Outcome counters.
+    pub outcomes: OutcomeMetrics,
+}
+
+/// `now + d` as a stored timestamp.
+pub fn deadline(now: time::PrimitiveDateTime, d: Duration) -> time::PrimitiveDateTime {
+    now.saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+}
+
+/// How long until `at` (zero when it has passed).
+pub fn until(at: time::PrimitiveDateTime, now: time::PrimitiveDateTime) -> Duration {
+    Duration::try_from(at - now).unwrap_or(Duration::ZERO)
+}

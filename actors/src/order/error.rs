@@ -1,0 +1,63 @@
+//! `OrderError`: everything an order operation can refuse or fail with.
+
+use crate::runtime::RuntimeError;
+
+/// Why an order operation did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    /// No such order, or not the caller's.
+    #[error("order not found")]
+    NotFound,
+    /// The order's status does not allow it.
+    #[error("{0}")]
+    InvalidState(String),
+    /// A line names an unknown or deleted product.
+    #[error("product {0} not found")]
+    ProductNotFound(i64),
+    /// A line wants more than there is.
+    #[error("product {product_id}: only {available} available")]
+    InsufficientStock {
+        /// The product short of stock.
+        product_id: i64,
+        /// What it has.
+        available: i64,
+    },
+    /// The database or the actor did not answer; retry later.
+    #[error("orders unavailable: {0}")]
+    Unavailable(String),
+    /// A bug.
+    #[error("order failure: {0}")]
+    Internal(String),
+}
+
+impl From<mall_db::DbError> for OrderError {
+    fn from(e: mall_db::DbError) -> Self {
+        match e {
+            mall_db::DbError::Unavailable(why) => OrderError::Unavailable(why),
+            other => OrderError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<RuntimeError> for OrderError {
+    fn from(e: RuntimeError) -> Self {
+        OrderError::Unavailable(e.to_string())
+    }
+}
+
+impl From<mall_db::repo::orders::CreateError> for OrderError {
+    fn from(e: mall_db::repo::orders::CreateError) -> Self {
+        use mall_db::repo::orders::CreateError;
+        match e {
+            CreateError::ProductNotFound(id) => OrderError::ProductNotFound(id),
+            CreateError::InsufficientStock {
+                product_id,
+                available,
+            } => OrderError::InsufficientStock {
+                product_id,
+                available,
+            },
+            CreateError::Db(db) => db.into(),
+        }
+    }
+}

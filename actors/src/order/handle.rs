@@ -1,0 +1,206 @@
+//! `OrderHandle`: what the HTTP layer (and checkout) call for orders.
+
+use std::sync::Arc;
+
+use mall_db::clock;
+use mall_db::models::PaymentRow;
+use mall_db::repo::orders::{self, IdempotencyBinding, NewOrder, OrderWithItems, WantedLine};
+use mall_db::repo::{Page, payments};
+
+use super::actor::OrderActor;
+use super::error::OrderError;
+use super::messages::OrderCmd;
+use super::state::CancelReason;
+use crate::deps::{Deps, deadline};
+use crate::runtime::{Registry, RuntimeConfig, RuntimeMetrics};
+
+/// Who is asking: a user sees only their own orders; an admin sees all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewer {
+    /// The caller.
+    pub user_id: i64,
+    /// The caller may read anyone's orders.
+    pub admin: bool,
+}
+
+/// Routes order operations to order actors.
+#[derive(Clone)]
+pub struct OrderHandle {
+    registry: Arc<Registry<OrderActor>>,
+    deps: Deps,
+}
+
+impl OrderHandle {
+    /// Starts the order registry (inside an actix `System`) and its passivation timer.
+    pub fn start(deps: Deps, config: RuntimeConfig, metrics: &RuntimeMetrics) -> OrderHandle {
+        let registry = Registry::new(deps.clone(), config, metrics);
+        registry.spawn_passivator();
+        OrderHandle { registry, deps }
+    }
+
+    /// The registry (for the deadline sweeper and tests).
+    pub fn registry(&self) -> &Arc<Registry<OrderActor>> {
+        &self.registry
+    }
+
+    /// Places an order: takes the stock of every line at once or not at all, copies prices,
+    /// sets the deadline, and wakes the order's actor so its timer is armed.
+    pub async fn create(
+        &self,
+        user_id: i64,
+        lines: &[WantedLine],
+        address: String,
+        note: Option<String>,
+        idem: Option<IdempotencyBinding>,
+    ) -> Result<OrderWithItems, OrderError> {
+        let now = clock::now();
+        let order = NewOrder {
+            id: self.deps.ids.next_id(),
+            user_id,
+            address,
+            note,
+            expires_at: deadline(now, self.deps.order_timeout),
+        };
+        let created = {
+            let mut conn = self.deps.db.write().await?;
+            orders::create(&mut conn, order, lines, now, idem).await?
+        };
+        self.deps.outcomes.order("created");
+        tracing::info!(
+            order_id = created.0.id,
+            user_id,
+            total_cents = created.0.total_cents,
+            "order placed"
+        );
+        // Arm the deadline now; if this fails the sweeper will.
+        if let Err(e) = self.registry.call(&created.0.id, OrderCmd::Wake).await {
+            tracing::warn!(order_id = created.0.id, error = %e, "order actor not woken; the sweeper will");
+        }
+        Ok(created)
+    }
+
+    async fn call(
+        &self,
+        id: i64,
+        cmd: OrderCmd,
+    ) -> Result<(OrderWithItems, Option<PaymentRow>), OrderError> {
+        self.registry.call(&id, cmd).await?
+    }
+
+    /// One order the viewer may see.
+    pub async fn get(&self, viewer: Viewer, id: i64) -> Result<OrderWithItems, OrderError> {
+        let (order, _) = self.call(id, OrderCmd::Get).await?;
+        if order.0.user_id != viewer.user_id && !viewer.admin {
+            return Err(OrderError::NotFound);
+        }
+        Ok(order)
+    }
+
+    /// The user's orders, newest first.
+    pub async fn list(
+        &self,
+        user_id: i64,
+        status: Option<&str>,
+        page: u32,
+        page_size: u32,
+    ) -> Result<Page<OrderWithItems>, OrderError> {
+        let mut conn = self.deps.db.read().await?;
+        Ok(orders::list_for_user(&mut conn, user_id, status, page, page_size).await?)
+    }
+
+    /// Changes a pending order's address and/or note.
+    pub async fn edit(
+        &self,
+        user_id: i64,
+        id: i64,
+        address: Option<String>,
+        note: Option<Option<String>>,
+    ) -> Result<OrderWithItems, OrderError> {
+        Ok(self
+            .call(
+                id,
+                OrderCmd::Edit {
+                    by: user_id,
+                    address,
+                    note,
+                },
+            )
+            .await?
+            .0)
+    }
+
+    /// Cancels the user's pending order (stock back, pending session cancelled).
+    pub async fn cancel(&self, user_id: i64, id: i64) -> Result<OrderWithItems, OrderError> {
+        Ok(self
+            .call(
+                id,
+                OrderCmd::Cancel {
+                    by: Some(user_id),
+                    reason: CancelReason::User,
+                },
+            )
+            .await?
+            .0)
+    }
+
+    /// Settles a payment session of the user's order (called by the payment actor).
+    pub async fn pay(
+        &self,
+        user_id: i64,
+        order_id: i64,
+        payment_id: i64,
+        last4: String,
+        idem: Option<IdempotencyBinding>,
+    ) -> Result<(OrderWithItems, Option<PaymentRow>), OrderError> {
+        self.call(
+            order_id,
+            OrderCmd::Pay {
+                by: user_id,
+                payment_id,
+                last4,
+                idem,
+            },
+        )
+        .await
+    }
+
+    /// Wakes an order: arms its timer, or cancels it as expired when its deadline passed.
+    pub async fn wake(&self, id: i64) -> Result<(), OrderError> {
+        self.call(id, OrderCmd::Wake).await.map(|_| ())
+    }
+
+    /// Cancels every pending order of a closing account; returns how many.
+    pub async fn cancel_all_of(
+        &self,
+        user_id: i64,
+        reason: CancelReason,
+    ) -> Result<usize, OrderError> {
+        let ids = {
+            let mut conn = self.deps.db.read().await?;
+            orders::pending_of_user(&mut conn, user_id).await?
+        };
+        let mut cancelled = 0;
+        for id in ids {
+            match self.call(id, OrderCmd::Cancel { by: None, reason }).await {
+                Ok(_) => cancelled += 1,
+                // Paid or cancelled meanwhile: nothing to do.
+                Err(OrderError::InvalidState(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(cancelled)
+    }
+
+    /// The payment sessions of an order the viewer may see, oldest first.
+    pub async fn payments_of(
+        &self,
+        viewer: Viewer,
+        id: i64,
+        page: u32,
+        page_size: u32,
+    ) -> Result<Page<PaymentRow>, OrderError> {
+        self.get(viewer, id).await?;
+        let mut conn = self.deps.db.read().await?;
+        Ok(payments::list_for_order(&mut conn, id, page, page_size).await?)
+    }
+}

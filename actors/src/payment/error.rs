@@ -1,0 +1,43 @@
+//! `PaymentError`: everything a payment operation can refuse or fail with.
+
+use mall_db::models::PaymentRow;
+
+use crate::runtime::RuntimeError;
+
+/// Why a payment operation did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// No such session or order, or not the caller's.
+    #[error("not found")]
+    NotFound,
+    /// The session's or the order's status does not allow it.
+    #[error("{0}")]
+    InvalidState(String),
+    /// The card is malformed or expired: `(field, reason)`.
+    #[error("invalid card: {0} {1}")]
+    InvalidCard(&'static str, &'static str),
+    /// The issuer declined; the session (still pending) is attached.
+    #[error("card declined")]
+    Declined(Box<PaymentRow>),
+    /// The database or an actor did not answer; retry later.
+    #[error("payments unavailable: {0}")]
+    Unavailable(String),
+    /// A bug.
+    #[error("payment failure: {0}")]
+    Internal(String),
+}
+
+impl From<mall_db::DbError> for PaymentError {
+    fn from(e: mall_db::DbError) -> Self {
+        match e {
+            mall_db::DbError::Unavailable(why) => PaymentError::Unavailable(why),
+            other => PaymentError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<RuntimeError> for PaymentError {
+    fn from(e: RuntimeError) -> Self {
+        PaymentError::Unavailable(e.to_string())
+    }
+}

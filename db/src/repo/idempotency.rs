@@ -1,0 +1,140 @@
+//! Idempotency-Key records: claim a key for a request, bind it to what the request created
+//! (inside that effect's own transaction), and store the response to replay.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use time::PrimitiveDateTime;
+
+use crate::error::DbError;
+use crate::pool::DbConn;
+use crate::schema::idempotency_keys;
+use crate::with_conn;
+
+/// `UPDATE idempotency_keys SET resource = $resource WHERE (user, key) = $binding`, expanded
+/// inside another repository's transaction (`$c` a concrete connection).
+macro_rules! bind {
+    ($c:expr, $binding:expr, $resource:expr) => {
+        diesel::update(
+            $crate::schema::idempotency_keys::table
+                .filter($crate::schema::idempotency_keys::user_id.eq($binding.user_id))
+                .filter($crate::schema::idempotency_keys::idem_key.eq($binding.key.clone())),
+        )
+        .set($crate::schema::idempotency_keys::resource.eq(Some($resource)))
+        .execute($c)
+        .await
+    };
+}
+pub(crate) use bind;
+
+/// What claiming a key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key is new: go ahead, then [`complete`] it.
+    Fresh,
+    /// The same request was done: replay this.
+    Replay {
+        /// The first response's status.
+        status: i32,
+        /// The first response's body.
+        body: String,
+    },
+    /// The same request made `resource` but crashed before its response was stored.
+    Made {
+        /// `order:ID` or `payment:ID`.
+        resource: String,
+    },
+    /// The same request is still being processed.
+    InProgress,
+    /// The key was used for a different request.
+    Mismatch,
+}
+
+/// Claims `key` for the request with `fingerprint` (an expired record is replaced).
+pub async fn claim(
+    conn: &mut DbConn,
+    user_id: i64,
+    key: &str,
+    fingerprint: &str,
+    now: PrimitiveDateTime,
+    expires_at: PrimitiveDateTime,
+) -> Result<Claim, DbError> {
+    let row = (
+        idempotency_keys::user_id.eq(user_id),
+        idempotency_keys::idem_key.eq(key.to_owned()),
+        idempotency_keys::fingerprint.eq(fingerprint.to_owned()),
+        idempotency_keys::created_at.eq(now),
+        idempotency_keys::expires_at.eq(expires_at),
+    );
+    type Found = (
+        String,
+        Option<String>,
+        Option<i32>,
+        Option<String>,
+        PrimitiveDateTime,
+    );
+    for _ in 0..2 {
+        let inserted = with_conn!(conn, c => diesel::insert_into(idempotency_keys::table).values(row.clone()).execute(c).await);
+        match inserted.map_err(DbError::from) {
+            Ok(_) => return Ok(Claim::Fresh),
+            Err(DbError::UniqueViolation(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let found: Option<Found> = with_conn!(conn, c => idempotency_keys::table
+            .find((user_id, key.to_owned()))
+            .select((
+                idempotency_keys::fingerprint,
+                idempotency_keys::resource,
+                idempotency_keys::response_status,
+                idempotency_keys::response_body,
+                idempotency_keys::expires_at,
+            ))
+            .first(c)
+            .await
+            .optional())?;
+        let Some((stored_fp, resource, status, body, expires)) = found else {
+            continue;
+        };
+        if expires <= now {
+            with_conn!(conn, c => diesel::delete(idempotency_keys::table.find((user_id, key.to_owned()))).execute(c).await)?;
+            continue;
+        }
+        if stored_fp != fingerprint {
+            return Ok(Claim::Mismatch);
+        }
+        return Ok(match (status, body, resource) {
+            (Some(status), Some(body), _) => Claim::Replay { status, body },
+            (_, _, Some(resource)) => Claim::Made { resource },
+            _ => Claim::InProgress,
+        });
+    }
+    Ok(Claim::InProgress)
+}
+
+/// Stores the response to replay for `key`.
+pub async fn complete(
+    conn: &mut DbConn,
+    user_id: i64,
+    key: &str,
+    status: i32,
+    body: &str,
+) -> Result<(), DbError> {
+    let q = diesel::update(idempotency_keys::table.find((user_id, key.to_owned()))).set((
+        idempotency_keys::response_status.eq(Some(status)),
+        idempotency_keys::response_body.eq(Some(body.to_owned())),
+    ));
+    with_conn!(conn, c => q.execute(c).await)?;
+    Ok(())
+}
+
+/// Forgets `key` (the request failed in a way worth retrying: the effect did not happen).
+pub async fn release(conn: &mut DbConn, user_id: i64, key: &str) -> Result<(), DbError> {
+    let q = diesel::delete(idempotency_keys::table.find((user_id, key.to_owned())));
+    with_conn!(conn, c => q.execute(c).await)?;
+    Ok(())
+}
+
+/// Deletes expired records (housekeeping).
+pub async fn purge_expired(conn: &mut DbConn, now: PrimitiveDateTime) -> Result<usize, DbError> {
+    let q = diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.le(now)));
+    Ok(with_conn!(conn, c => q.execute(c).await)?)
+}

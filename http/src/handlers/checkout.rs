@@ -1,0 +1,79 @@
+//! `POST /api/v1/checkout`: cart -> order -> emptied cart -> payment session -> optional charge.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use mall_actors::order::Viewer;
+
+use crate::dto::orders::*;
+use crate::error::ApiError;
+use crate::extract::{Caller, required_json};
+use crate::handlers::orders::address_json;
+use crate::idempotency::{self, Reply};
+use crate::openapi::ErrorBody;
+use crate::state::AppState;
+
+type Data = web::Data<AppState>;
+
+/// Turn the caller's cart into an order, open its payment session, and charge `card` if given.
+#[utoipa::path(post, path = "/api/v1/checkout", tag = "orders", request_body = CheckoutRequest,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = CheckoutResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "cart_empty or insufficient_stock", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn checkout(
+    st: Data,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let parsed: CheckoutRequest = required_json(&req, &body)?;
+    let address = address_json(&parsed.address, "address")?;
+    check_note(parsed.note.as_deref())?;
+    let user = caller.id;
+    idempotency::guard(
+        &st,
+        user,
+        &req,
+        &body,
+        |idem| async {
+            let card = parsed.card.map(Into::into);
+            let (order, payment) = st
+                .checkout
+                .run(user, address, parsed.note, card, idem)
+                .await?;
+            Ok(Reply::new(
+                StatusCode::CREATED,
+                CheckoutResponse {
+                    order: OrderDto::from(&order),
+                    payment: PaymentDto::from(&payment),
+                },
+            ))
+        },
+        |resource| {
+            let st = &st;
+            async move {
+                let id = resource
+                    .strip_prefix("order:")
+                    .and_then(|i| i.parse().ok())
+                    .ok_or_else(|| ApiError::internal(&"bad idempotency resource"))?;
+                let viewer = Viewer {
+                    user_id: user,
+                    admin: false,
+                };
+                let order = st.orders.get(viewer, id).await?;
+                let sessions = st.orders.payments_of(viewer, id, 1, 100).await?;
+                let payment = sessions.items.last().ok_or_else(|| {
+                    ApiError::unavailable("the checkout is still completing; retry")
+                })?;
+                Ok(Reply::new(
+                    StatusCode::CREATED,
+                    CheckoutResponse {
+                        order: OrderDto::from(&order),
+                        payment: PaymentDto::from(payment),
+                    },
+                ))
+            }
+        },
+    )
+    .await
+}

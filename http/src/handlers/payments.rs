@@ -1,0 +1,128 @@
+//! `/api/v1/payments`: each request about a session becomes a message to its actor.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::auth::identity::parse_id;
+use crate::dto::orders::*;
+use crate::error::ApiError;
+use crate::extract::{Caller, optional_json, required_json};
+use crate::idempotency::{self, Reply};
+use crate::openapi::ErrorBody;
+use crate::state::AppState;
+
+type Data = web::Data<AppState>;
+
+async fn recover_payment(
+    st: &AppState,
+    user_id: i64,
+    resource: &str,
+    status: StatusCode,
+) -> Result<Reply, ApiError> {
+    let id = resource
+        .strip_prefix("payment:")
+        .and_then(|i| i.parse().ok())
+        .ok_or_else(|| ApiError::internal(&"bad idempotency resource"))?;
+    Ok(Reply::new(
+        status,
+        PaymentDto::from(&st.payments.get(user_id, id).await?),
+    ))
+}
+
+/// Open a payment session for a pending order (or get its pending one).
+#[utoipa::path(post, path = "/api/v1/payments", tag = "payments", request_body = OpenPaymentRequest,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = PaymentDto), (status = 200, description = "the pending session", body = PaymentDto),
+        (status = 404, body = ErrorBody), (status = 409, description = "invalid_state", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn open(
+    st: Data,
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let parsed: OpenPaymentRequest = required_json(&req, &body)?;
+    let order_id = parse_id(&parsed.order_id, "order")?;
+    let user = caller.id;
+    idempotency::guard(
+        &st,
+        user,
+        &req,
+        &body,
+        |idem| async {
+            let (payment, created) = st.payments.open(user, order_id, idem).await?;
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(Reply::new(status, PaymentDto::from(&payment)))
+        },
+        |resource| {
+            let st = &st;
+            async move { recover_payment(st, user, &resource, StatusCode::CREATED).await }
+        },
+    )
+    .await
+}
+
+/// One of the caller's sessions.
+#[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "payments", params(("id" = String, Path)),
+    responses((status = 200, body = PaymentDto), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get(
+    st: Data,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id, "payment")?;
+    Ok(HttpResponse::Ok().json(PaymentDto::from(&st.payments.get(caller.id, id).await?)))
+}
+
+/// Charge a card: the order becomes paid.
+#[utoipa::path(post, path = "/api/v1/payments/{id}/confirm", tag = "payments", params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    request_body = CardRequest,
+    responses((status = 200, body = PaymentDto), (status = 400, description = "invalid_card", body = ErrorBody),
+        (status = 402, description = "card_declined", body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "invalid_state", body = ErrorBody)), security(("bearer" = [])))]
+pub async fn confirm(
+    st: Data,
+    caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let card: CardRequest = required_json(&req, &body)?;
+    let id = parse_id(&id, "payment")?;
+    let user = caller.id;
+    idempotency::guard(
+        &st,
+        user,
+        &req,
+        &body,
+        |idem| async {
+            let payment = st.payments.confirm(user, id, card.into(), idem).await?;
+            Ok(Reply::new(StatusCode::OK, PaymentDto::from(&payment)))
+        },
+        |resource| {
+            let st = &st;
+            async move { recover_payment(st, user, &resource, StatusCode::OK).await }
+        },
+    )
+    .await
+}
+
+/// Cancel a pending session (the order stays payable).
+#[utoipa::path(post, path = "/api/v1/payments/{id}/cancel", tag = "payments", params(("id" = String, Path)),
+    request_body(content = Option<crate::dto::cart::NoBody>, description = "empty, or {}"),
+    responses((status = 200, body = PaymentDto), (status = 404, body = ErrorBody), (status = 409, description = "invalid_state", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    st: Data,
+    caller: Caller,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let _: crate::dto::cart::NoBody = optional_json(&req, &body)?;
+    let id = parse_id(&id, "payment")?;
+    Ok(HttpResponse::Ok().json(PaymentDto::from(&st.payments.cancel(caller.id, id).await?)))
+}

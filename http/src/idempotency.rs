@@ -1,0 +1,190 @@
+//! `Idempotency-Key` (API.md): the same key with the same method, path and body within 24 h
+//! returns the first response again with `Idempotent-Replayed: true` and does nothing twice;
+//! with a different request, 422 `idempotency_key_reused`; while the first is still running,
+//! 409 `idempotency_key_in_use`. Scope: the user.
+//!
+//! The key is claimed before the effect; the effect binds the key to what it created inside its
+//! own transaction (`order:ID`, `payment:ID`), so a crash between the effect and storing the
+//! response cannot make a retry repeat the effect: the retry renders what was made instead.
+
+use std::future::Future;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use sha2::{Digest, Sha256};
+
+use mall_db::clock;
+use mall_db::repo::idempotency::{self, Claim};
+use mall_db::repo::orders::IdempotencyBinding;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The request header.
+pub const HEADER: &str = "Idempotency-Key";
+/// The response header on a replay.
+pub const REPLAYED: &str = "Idempotent-Replayed";
+/// How long a key is remembered.
+pub const TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A response to store and replay.
+pub struct Reply {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its JSON body.
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    /// A reply with a serialisable body.
+    pub fn new(status: StatusCode, body: impl serde::Serialize) -> Self {
+        Reply {
+            status,
+            body: serde_json::to_value(body).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    fn into_response(self, replayed: bool) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        if replayed {
+            res.insert_header((REPLAYED, "true"));
+        }
+        res.json(self.body)
+    }
+}
+
+/// The request's key: absent, or 1..=255 visible ASCII characters (else 400).
+pub fn key_of(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(HEADER) else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(u8::is_ascii_graphic) {
+        return Err(ApiError::invalid_field(
+            HEADER,
+            "must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+fn fingerprint(req: &HttpRequest, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(req.method().as_str().as_bytes());
+    h.update(b"\n");
+    h.update(req.path().as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `effect` at most once per key. `recover` renders what an earlier attempt made when it
+/// crashed before its response was stored.
+pub async fn guard<F, Fut, R, RFut>(
+    st: &AppState,
+    user_id: i64,
+    req: &HttpRequest,
+    body: &[u8],
+    effect: F,
+    recover: R,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce(Option<IdempotencyBinding>) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+    R: FnOnce(String) -> RFut,
+    RFut: Future<Output = Result<Reply, ApiError>>,
+{
+    let Some(key) = key_of(req)? else {
+        return Ok(effect(None).await?.into_response(false));
+    };
+    let now = clock::now();
+    let claim = {
+        let mut conn = st.db.write().await?;
+        idempotency::claim(
+            &mut conn,
+            user_id,
+            &key,
+            &fingerprint(req, body),
+            now,
+            mall_actors::deps::deadline(now, TTL),
+        )
+        .await?
+    };
+    match claim {
+        Claim::Replay { status, body } => {
+            let status = u16::try_from(status)
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .unwrap_or(StatusCode::OK);
+            let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+            Ok(Reply { status, body }.into_response(true))
+        }
+        Claim::Made { resource } => {
+            let reply = recover(resource).await?;
+            store(st, user_id, &key, &reply).await;
+            Ok(reply.into_response(true))
+        }
+        Claim::InProgress => Err(ApiError::conflict(
+            "idempotency_key_in_use",
+            "a request with this Idempotency-Key is still being processed",
+        )),
+        Claim::Mismatch => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request",
+        )),
+        Claim::Fresh => {
+            let binding = IdempotencyBinding {
+                user_id,
+                key: key.clone(),
+            };
+            match effect(Some(binding)).await {
+                Ok(reply) => {
+                    store(st, user_id, &key, &reply).await;
+                    Ok(reply.into_response(false))
+                }
+                Err(e) if e.status.is_server_error() => {
+                    // Nothing was done (or it is unknown and the binding tells): let a retry run.
+                    if let Ok(mut conn) = st.db.write().await {
+                        let _ = idempotency::release(&mut conn, user_id, &key).await;
+                    }
+                    Err(e)
+                }
+                Err(e) => {
+                    // A refusal is an answer too: the same request gets the same refusal.
+                    let body = serde_json::json!({"error": {"code": e.code, "message": e.message, "details": e.details}});
+                    store(
+                        st,
+                        user_id,
+                        &key,
+                        &Reply {
+                            status: e.status,
+                            body,
+                        },
+                    )
+                    .await;
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+async fn store(st: &AppState, user_id: i64, key: &str, reply: &Reply) {
+    let stored = async {
+        let mut conn = st.db.write().await?;
+        idempotency::complete(
+            &mut conn,
+            user_id,
+            key,
+            i32::from(reply.status.as_u16()),
+            &reply.body.to_string(),
+        )
+        .await
+    };
+    if let Err(e) = stored.await {
+        // The binding made inside the effect's transaction still prevents a second effect.
+        tracing::warn!(error = %e, "idempotent response not stored");
+    }
+}
