@@ -51,6 +51,11 @@ impl Handler<Call<CartOp>> for CartActor {
                 self.user_id
             );
         }
+        if call.is_stale() {
+            return turn::refuse(Err(CartError::Unavailable(
+                "the caller stopped waiting".into(),
+            )));
+        }
         let (db, user_id, cached, op) =
             (self.db.clone(), self.user_id, self.state.clone(), call.cmd);
         turn::atomic(

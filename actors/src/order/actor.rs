@@ -4,8 +4,6 @@
 //! order is pending. The deadline is data (`expires_at`): a passivated or crashed actor's timer
 //! is re-armed by the deadline sweeper.
 
-use std::time::Instant;
-
 use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle};
 
 use mall_db::repo::orders::{self, OrderWithItems};
@@ -57,6 +55,11 @@ impl Handler<Call<OrderCmd>> for OrderActor {
     type Result = actix::AtomicResponse<Self, OrderReply>;
 
     fn handle(&mut self, call: Call<OrderCmd>, _ctx: &mut Context<Self>) -> Self::Result {
+        if call.is_stale() {
+            return turn::refuse(Err(OrderError::Unavailable(
+                "the caller stopped waiting".into(),
+            )));
+        }
         let (deps, id, cached, cmd) = (self.deps.clone(), self.id, self.state.clone(), call.cmd);
         turn::atomic(
             self,
@@ -86,10 +89,7 @@ impl OrderActor {
                 let handle = ctx.run_later(until(at, clock::now()), move |act, ctx| {
                     fired.inc();
                     act.timer = None;
-                    ctx.notify(Call {
-                        cmd: OrderCmd::Wake,
-                        sent_at: Instant::now(),
-                    });
+                    ctx.notify(Call::internal(OrderCmd::Wake));
                 });
                 self.timer = Some(handle);
                 self.metrics.timers_armed.inc();

@@ -7,8 +7,6 @@
 //! session in the same transaction), so this actor rereads the row at the start of every turn
 //! instead of trusting a cache; it keeps only the deadline for its timer.
 
-use std::time::Instant;
-
 use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle};
 
 use mall_db::clock;
@@ -67,6 +65,11 @@ impl Handler<Call<PaymentCmd>> for PaymentActor {
     type Result = actix::AtomicResponse<Self, Result<PaymentRow, PaymentError>>;
 
     fn handle(&mut self, call: Call<PaymentCmd>, _ctx: &mut Context<Self>) -> Self::Result {
+        if call.is_stale() {
+            return turn::refuse(Err(PaymentError::Unavailable(
+                "the caller stopped waiting".into(),
+            )));
+        }
         let (deps, id, cmd) = (self.deps.clone(), self.id, call.cmd);
         turn::atomic(
             self,
@@ -92,10 +95,7 @@ impl PaymentActor {
                 let handle = ctx.run_later(until(at, clock::now()), move |act, ctx| {
                     fired.inc();
                     act.timer = None;
-                    ctx.notify(Call {
-                        cmd: PaymentCmd::Wake,
-                        sent_at: Instant::now(),
-                    });
+                    ctx.notify(Call::internal(PaymentCmd::Wake));
                 });
                 self.timer = Some(handle);
                 self.metrics.timers_armed.inc();

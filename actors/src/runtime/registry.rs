@@ -31,13 +31,33 @@ pub trait Entity: Actor<Context = Context<Self>> {
     fn activate(key: Self::Key, deps: Self::Deps, metrics: KindMetrics) -> Self;
 }
 
-/// A message on its way to an entity, stamped with when it was sent (for the mailbox-time metric).
+/// A message on its way to an entity, stamped with when it was sent (for the mailbox-time
+/// metric) and when its caller stops waiting.
 #[derive(Debug, Clone)]
 pub struct Call<C> {
     /// The command or query.
     pub cmd: C,
     /// When the caller sent it.
     pub sent_at: Instant,
+    /// When the caller gives up (`None`: an actor's message to itself, always wanted).
+    pub answer_by: Option<Instant>,
+}
+
+impl<C> Call<C> {
+    /// A message an actor sends itself (a timer firing).
+    pub fn internal(cmd: C) -> Self {
+        Call {
+            cmd,
+            sent_at: Instant::now(),
+            answer_by: None,
+        }
+    }
+
+    /// True when the caller has already given up: the actor should not act on it, so a
+    /// request that timed out (and was answered 503) does not take effect behind its back.
+    pub fn is_stale(&self) -> bool {
+        self.answer_by.is_some_and(|t| Instant::now() >= t)
+    }
 }
 
 impl<C: Message> Message for Call<C>
@@ -145,9 +165,11 @@ impl<E: Entity> Registry<E> {
     {
         for _attempt in 0..2 {
             let addr = self.address(key);
+            let sent_at = Instant::now();
             let call = Call {
                 cmd: cmd.clone(),
-                sent_at: Instant::now(),
+                sent_at,
+                answer_by: Some(sent_at + self.config.call_timeout),
             };
             self.metrics.mailbox_depth.inc();
             let answer = addr.send(call).timeout(self.config.call_timeout).await;

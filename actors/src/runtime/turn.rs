@@ -38,3 +38,8 @@ where
         },
     )))
 }
+
+/// Answers at once without a turn (a stale message the actor will not act on).
+pub fn refuse<A: Actor, T: 'static>(reply: T) -> AtomicResponse<A, T> {
+    AtomicResponse::new(Box::pin(actix::fut::ready(reply)))
+}
