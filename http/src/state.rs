@@ -141,11 +141,7 @@ impl AppState {
             config.actors.runtime(),
             &runtime_metrics,
         );
-        let checkout = Checkout {
-            carts: carts.clone(),
-            orders: orders.clone(),
-            payments: payments.clone(),
-        };
+        let checkout = Checkout::new(carts.clone(), orders.clone(), payments.clone());
         Ok(AppState {
             auth: Authenticator::new(
                 Arc::clone(&tokens),

@@ -119,6 +119,11 @@ impl CartHandle {
         self.run(user_id, CartOp::Remove { product_id }).await
     }
 
+    /// Takes what an order bought out of the cart (lines added meanwhile stay).
+    pub async fn take(&self, user_id: i64, lines: Vec<(i64, i32)>) -> Result<CartView, CartError> {
+        self.run(user_id, CartOp::Take { lines }).await
+    }
+
     /// Empties the cart.
     pub async fn clear(&self, user_id: i64) -> Result<CartView, CartError> {
         self.run(user_id, CartOp::Clear).await

@@ -22,7 +22,7 @@ pub struct CartState {
 }
 
 /// An operation on a cart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CartOp {
     /// Make sure the cart exists.
     Create,
@@ -49,6 +49,12 @@ pub enum CartOp {
     },
     /// Remove every line.
     Clear,
+    /// Take what an order bought out of the cart: each line loses the ordered quantity and
+    /// disappears at zero; lines added (or raised) meanwhile keep the rest.
+    Take {
+        /// `(product_id, quantity)` pairs.
+        lines: Vec<(i64, i32)>,
+    },
     /// Panics the actor (fault injection for tests).
     #[cfg(feature = "testing")]
     Crash,
@@ -103,7 +109,7 @@ impl CartState {
                 requires_live_product: live,
             }))
         };
-        match *op {
+        match op.clone() {
             CartOp::Create | CartOp::Get if self.version.is_some() => Ok(None),
             CartOp::Create | CartOp::Get => plan(Vec::new(), None),
             CartOp::Add {
@@ -175,6 +181,24 @@ impl CartState {
                 None => Err(CartError::LineNotFound),
             },
             CartOp::Clear => plan(vec![LineWrite::DeleteAll], None),
+            CartOp::Take { lines } => {
+                let writes = lines
+                    .iter()
+                    .filter_map(|&(product_id, quantity)| {
+                        self.line(product_id).map(|l| {
+                            if l.quantity <= quantity {
+                                LineWrite::Delete(product_id)
+                            } else {
+                                LineWrite::Upsert(StoredLine {
+                                    quantity: l.quantity - quantity,
+                                    ..*l
+                                })
+                            }
+                        })
+                    })
+                    .collect();
+                plan(writes, None)
+            }
             #[cfg(feature = "testing")]
             CartOp::Crash => Ok(None),
         }
@@ -438,6 +462,39 @@ mod tests {
         let empty = run(&s, CartOp::Clear).unwrap();
         assert!(empty.lines.is_empty());
         assert!(empty.version > s.version);
+    }
+
+    #[test]
+    fn take_removes_only_what_was_ordered() {
+        let mut s = CartState::absent();
+        for (p, q) in [(1, 2), (2, 5), (3, 1)] {
+            s = run(
+                &s,
+                CartOp::Add {
+                    product_id: p,
+                    quantity: q,
+                },
+            )
+            .unwrap();
+        }
+        // Ordered 2 of #1 and 3 of #2; #2 had been raised to 5 meanwhile; #9 is not in the cart.
+        let s = run(
+            &s,
+            CartOp::Take {
+                lines: vec![(1, 2), (2, 3), (9, 1)],
+            },
+        )
+        .unwrap();
+        assert_eq!(qty(&s, 1), None);
+        assert_eq!(qty(&s, 2), Some(2));
+        assert_eq!(qty(&s, 3), Some(1));
+        let plan = s
+            .plan(&CartOp::Take {
+                lines: vec![(3, 1)],
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(plan.requires_live_product, None);
     }
 
     #[test]
