@@ -58,8 +58,3 @@ pub struct Deps {
 pub fn deadline(now: time::PrimitiveDateTime, d: Duration) -> time::PrimitiveDateTime {
     now.saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
 }
-
-/// How long until `at` (zero when it has passed).
-pub fn until(at: time::PrimitiveDateTime, now: time::PrimitiveDateTime) -> Duration {
-    Duration::try_from(at - now).unwrap_or(Duration::ZERO)
-}

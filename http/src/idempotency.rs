@@ -69,6 +69,19 @@ pub fn key_of(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
+/// The id in a resource an earlier attempt made (`order:ID`, `payment:ID`).
+pub fn resource_id(resource: &str, kind: &str) -> Result<i64, ApiError> {
+    resource
+        .strip_prefix(kind)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| {
+            ApiError::internal(&format!(
+                "idempotency record names {resource:?}, not a {kind}"
+            ))
+        })
+}
+
 fn fingerprint(req: &HttpRequest, body: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(req.method().as_str().as_bytes());

@@ -4,7 +4,7 @@
 //! order is pending. The deadline is data (`expires_at`): a passivated or crashed actor's timer
 //! is re-armed by the deadline sweeper.
 
-use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle};
+use actix::{Actor, Context, Handler};
 
 use mall_db::repo::orders::{self, OrderWithItems};
 use mall_db::repo::payments::{self, Settled};
@@ -13,7 +13,8 @@ use mall_db::{clock, repo};
 use super::error::OrderError;
 use super::messages::{OrderCmd, OrderReply};
 use super::state::{CancelReason, OrderEvent, OrderStatus, is_due};
-use crate::deps::{Deps, until};
+use crate::deps::Deps;
+use crate::runtime::timer::DeadlineTimer;
 use crate::runtime::turn;
 use crate::runtime::{Call, Entity, KindMetrics};
 
@@ -22,7 +23,7 @@ pub struct OrderActor {
     id: i64,
     deps: Deps,
     state: Option<OrderWithItems>,
-    timer: Option<SpawnHandle>,
+    timer: DeadlineTimer,
     metrics: KindMetrics,
 }
 
@@ -40,7 +41,7 @@ impl Entity for OrderActor {
             id,
             deps,
             state: None,
-            timer: None,
+            timer: DeadlineTimer::default(),
             metrics,
         }
     }
@@ -78,28 +79,20 @@ impl Handler<Call<OrderCmd>> for OrderActor {
 impl OrderActor {
     /// Keeps exactly one timer armed for the deadline while the order is pending.
     fn rearm(&mut self, ctx: &mut Context<Self>) {
-        let pending_deadline = self
+        let deadline = self
             .state
             .as_ref()
             .filter(|o| status_of(o) == OrderStatus::PendingPayment)
             .map(|o| o.0.expires_at);
-        match (pending_deadline, self.timer) {
-            (Some(at), None) => {
-                let fired = self.metrics.timers_fired.clone();
-                let handle = ctx.run_later(until(at, clock::now()), move |act, ctx| {
-                    fired.inc();
-                    act.timer = None;
-                    ctx.notify(Call::internal(OrderCmd::Wake));
-                });
-                self.timer = Some(handle);
-                self.metrics.timers_armed.inc();
-            }
-            (None, Some(handle)) => {
-                ctx.cancel_future(handle);
-                self.timer = None;
-            }
-            _ => {}
-        }
+        let mut timer = std::mem::take(&mut self.timer);
+        timer.keep(
+            ctx,
+            deadline,
+            &self.metrics,
+            |act: &mut Self| &mut act.timer,
+            OrderCmd::Wake,
+        );
+        self.timer = timer;
     }
 }
 

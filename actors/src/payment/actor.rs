@@ -7,7 +7,7 @@
 //! session in the same transaction), so this actor rereads the row at the start of every turn
 //! instead of trusting a cache; it keeps only the deadline for its timer.
 
-use actix::{Actor, AsyncContext, Context, Handler, SpawnHandle};
+use actix::{Actor, Context, Handler};
 
 use mall_db::clock;
 use mall_db::models::PaymentRow;
@@ -17,8 +17,9 @@ use super::error::PaymentError;
 use super::gateway::{self, Charge};
 use super::messages::PaymentCmd;
 use super::state::{PaymentEvent, PaymentStatus};
-use crate::deps::{Deps, until};
+use crate::deps::Deps;
 use crate::order::{OrderError, OrderHandle};
+use crate::runtime::timer::DeadlineTimer;
 use crate::runtime::turn;
 use crate::runtime::{Call, Entity, KindMetrics};
 
@@ -37,7 +38,7 @@ pub struct PaymentActor {
     deps: PaymentDeps,
     // The deadline of a pending session, for the timer.
     pending_until: Option<time::PrimitiveDateTime>,
-    timer: Option<SpawnHandle>,
+    timer: DeadlineTimer,
     metrics: KindMetrics,
 }
 
@@ -55,7 +56,7 @@ impl Entity for PaymentActor {
             id,
             deps,
             pending_until: None,
-            timer: None,
+            timer: DeadlineTimer::default(),
             metrics,
         }
     }
@@ -89,23 +90,16 @@ impl Handler<Call<PaymentCmd>> for PaymentActor {
 
 impl PaymentActor {
     fn rearm(&mut self, ctx: &mut Context<Self>) {
-        match (self.pending_until, self.timer) {
-            (Some(at), None) => {
-                let fired = self.metrics.timers_fired.clone();
-                let handle = ctx.run_later(until(at, clock::now()), move |act, ctx| {
-                    fired.inc();
-                    act.timer = None;
-                    ctx.notify(Call::internal(PaymentCmd::Wake));
-                });
-                self.timer = Some(handle);
-                self.metrics.timers_armed.inc();
-            }
-            (None, Some(handle)) => {
-                ctx.cancel_future(handle);
-                self.timer = None;
-            }
-            _ => {}
-        }
+        let deadline = self.pending_until;
+        let mut timer = std::mem::take(&mut self.timer);
+        timer.keep(
+            ctx,
+            deadline,
+            &self.metrics,
+            |act: &mut Self| &mut act.timer,
+            PaymentCmd::Wake,
+        );
+        self.timer = timer;
     }
 }
 

@@ -6,6 +6,7 @@ pub mod error;
 pub mod metrics;
 pub mod registry;
 pub mod residents;
+pub mod timer;
 pub mod turn;
 
 pub use config::RuntimeConfig;

@@ -52,10 +52,7 @@ pub async fn checkout(
         |resource| {
             let st = &st;
             async move {
-                let id = resource
-                    .strip_prefix("order:")
-                    .and_then(|i| i.parse().ok())
-                    .ok_or_else(|| ApiError::internal(&"bad idempotency resource"))?;
+                let id = idempotency::resource_id(&resource, "order")?;
                 let viewer = Viewer {
                     user_id: user,
                     admin: false,

@@ -69,10 +69,7 @@ pub fn address_json(address: &Address, field: &str) -> Result<String, ApiError> 
 
 /// Renders `order:ID` for an idempotent replay whose response was lost.
 async fn recover_order(st: &AppState, user_id: i64, resource: &str) -> Result<Reply, ApiError> {
-    let id = resource
-        .strip_prefix("order:")
-        .and_then(|i| i.parse().ok())
-        .ok_or_else(|| ApiError::internal(&"bad idempotency resource"))?;
+    let id = idempotency::resource_id(resource, "order")?;
     let order = st
         .orders
         .get(

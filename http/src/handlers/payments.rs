@@ -19,10 +19,7 @@ async fn recover_payment(
     resource: &str,
     status: StatusCode,
 ) -> Result<Reply, ApiError> {
-    let id = resource
-        .strip_prefix("payment:")
-        .and_then(|i| i.parse().ok())
-        .ok_or_else(|| ApiError::internal(&"bad idempotency resource"))?;
+    let id = idempotency::resource_id(resource, "payment")?;
     Ok(Reply::new(
         status,
         PaymentDto::from(&st.payments.get(user_id, id).await?),
