@@ -96,11 +96,22 @@ impl Default for DatabaseConfig {
 }
 
 /// `[redis]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     /// Empty: in-process fallbacks; else `redis://...`.
     pub url: String,
+    /// Prefix of every key this deployment writes (lets several share one Redis).
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: String::new(),
+            key_prefix: "mall:".into(),
+        }
+    }
 }
 
 /// `[auth]`: tokens, whitelist and IP blacklist.

@@ -64,6 +64,15 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         DEADLINE_LOOKAHEAD,
     );
 
+    let housekeeping = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            housekeeping.limits.housekeeping();
+        }
+    });
+
     let listener = std::net::TcpListener::bind(&server_cfg.bind)
         .map_err(|e| StartupError::Other(format!("server.bind {}: {e}", server_cfg.bind)))?;
     let addr = listener

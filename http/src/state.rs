@@ -55,6 +55,10 @@ pub struct AppState {
     pub payments: PaymentHandle,
     /// Cart -> order -> payment.
     pub checkout: Checkout,
+    /// Rate limits.
+    pub limits: crate::limits::Limits,
+    /// Redis, when configured.
+    pub redis: Option<Arc<crate::redis::Redis>>,
 }
 
 /// Why the state could not be built.
@@ -141,6 +145,16 @@ impl AppState {
             config.actors.runtime(),
             &runtime_metrics,
         );
+        let redis = if config.redis.url.is_empty() {
+            None
+        } else {
+            let r = crate::redis::Redis::connect(&config.redis.url, &config.redis.key_prefix)
+                .map_err(|e| StartupError::Other(format!("redis.url: {e}")))?;
+            Some(Arc::new(r))
+        };
+        let limits =
+            crate::limits::Limits::new(config.rate_limit.clone(), redis.clone(), &metrics.registry)
+                .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
         let checkout = Checkout::new(carts.clone(), orders.clone(), payments.clone());
         Ok(AppState {
             auth: Authenticator::new(
@@ -160,6 +174,8 @@ impl AppState {
             orders,
             payments,
             checkout,
+            limits,
+            redis,
         })
     }
 }

@@ -196,6 +196,7 @@ fn token_pair(
 /// `POST /auth/login`. Unknown email and wrong password answer alike, in about the same time.
 pub async fn login(st: &AppState, req: LoginRequest) -> Result<TokenPair, ApiError> {
     let email_norm = req.email.trim().to_lowercase();
+    st.limits.login_allowed(&email_norm).await?;
     let found = {
         let mut conn = st.db.read().await?;
         repo::users::find_open_by_email(&mut conn, &email_norm).await?
@@ -205,6 +206,7 @@ pub async fn login(st: &AppState, req: LoginRequest) -> Result<TokenPair, ApiErr
         .map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
     let matches = verify_blocking(req.password, phc).await?;
     let Some(user) = found.filter(|_| matches) else {
+        st.limits.login_failed(&email_norm).await;
         return Err(ApiError::invalid_credentials());
     };
     if user.banned_at.is_some() {

@@ -31,8 +31,12 @@ pub async fn readyz(st: web::Data<AppState>) -> HttpResponse {
         .is_ok_and(|r| r.is_ok());
     let body = Readiness {
         database: if database_up { "up" } else { "down" },
-        // Redis and the cluster registry arrive with later issues.
-        redis: "disabled",
+        redis: match &st.redis {
+            None => "disabled",
+            Some(r) if r.ping().await => "up",
+            Some(_) => "down",
+        },
+        // The cluster registry arrives with a later issue.
         registry: "disabled",
     };
     if database_up {

@@ -1,4 +1,5 @@
-//! Who may pass: the IP blacklist, then the bearer token (authentication), then the RBAC policy
+//! Who may pass: the IP blacklist, then the bearer token (authentication), the rate limit (per
+//! user with a valid token, else per client IP; `/api/` routes only), then the RBAC policy
 //! (authorization) over the normalised path. Whitelisted routes skip the last two, though a
 //! valid token on them still identifies the caller.
 
@@ -76,6 +77,13 @@ async fn admit(req: &ServiceRequest) -> Result<Option<AuthUser>, ApiError> {
         Err(_) if whitelisted => None,
         Err(e) => return Err(e),
     };
+    if path.starts_with("/api/") {
+        match (&user, peer) {
+            (Some(u), _) => state.limits.check_user(u.id).await?,
+            (None, Some(ip)) => state.limits.check_ip(ip).await?,
+            (None, None) => {}
+        }
+    }
     if whitelisted {
         return Ok(user);
     }

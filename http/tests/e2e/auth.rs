@@ -24,6 +24,7 @@ both_backends!(
     logout_with_refresh_token_ends_that_login,
     logout_with_empty_body_ends_that_login,
     logout_cannot_end_another_users_login,
+    failed_logins_are_rate_limited_per_account,
 );
 
 async fn login_returns_a_token_pair(backend: Backend) {
@@ -490,4 +491,35 @@ async fn logout_cannot_end_another_users_login(backend: Backend) {
     assert_eq!(app.me_status(victim.access()).await, 200);
     let renewed = app.refresh(&victim.tokens.refresh).await;
     assert_eq!(app.me_status(&renewed.access).await, 200);
+}
+
+async fn failed_logins_are_rate_limited_per_account(backend: Backend) {
+    let app = App::start_with(backend, |b| b.env("MALL__RATE_LIMIT__ENABLED", "true")).await;
+    let user = app.new_user("bruteforce").await;
+    let bystander = app.new_user("bystander").await;
+
+    // The default budget is 10 failed logins per account per minute.
+    for attempt in 1..=10 {
+        let resp = app
+            .try_login(&user.email, &format!("guess-{attempt:04}"))
+            .await;
+        assert_eq!(resp.status, 401, "failed attempt {attempt}: {}", resp.text);
+        resp.expect_error(401, "invalid_credentials");
+    }
+    let resp = app.try_login(&user.email, "guess-0011").await;
+    resp.expect_error(429, "rate_limited");
+    let retry_after = resp.header("retry-after").expect("Retry-After on 429");
+    let secs: u64 = retry_after
+        .parse()
+        .unwrap_or_else(|_| panic!("Retry-After is not a number of seconds: {retry_after:?}"));
+    assert!((1..=60).contains(&secs), "Retry-After {secs}");
+    // Once the budget is spent even the right password is refused: a guess cannot be confirmed.
+    app.try_login(&user.email, &user.password)
+        .await
+        .expect_error(429, "rate_limited");
+
+    // Another account is not affected, and neither are existing logins.
+    let tokens = app.login(&bystander.email, &bystander.password).await;
+    assert_eq!(app.me_status(&tokens.access).await, 200);
+    assert_eq!(app.me_status(user.access()).await, 200);
 }
