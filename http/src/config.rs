@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub shutdown_timeout_secs: u64,
     /// Open connections per worker before new ones wait.
     pub max_connections: usize,
+    /// How long a client may take to send a request's head before 408.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             workers: 0,
             shutdown_timeout_secs: 30,
             max_connections: 25_000,
+            request_timeout_secs: 10,
         }
     }
 }

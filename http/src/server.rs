@@ -82,7 +82,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     let mut server = HttpServer::new(move || app(app_state.clone()))
         .shutdown_timeout(server_cfg.shutdown_timeout_secs)
         .max_connections(server_cfg.max_connections)
-        .client_request_timeout(Duration::from_secs(10));
+        .client_request_timeout(Duration::from_secs(server_cfg.request_timeout_secs));
     if server_cfg.workers > 0 {
         server = server.workers(server_cfg.workers);
     }
