@@ -52,6 +52,20 @@ pub struct Deps {
     pub session_timeout: Duration,
     /// Outcome counters.
     pub outcomes: OutcomeMetrics,
+    /// Told which products' stock changed (an order took or returned it), e.g. to drop caches.
+    pub on_stock_change: Option<StockHook>,
+}
+
+/// A callback taking the ids of products whose stock changed.
+pub type StockHook = Arc<dyn Fn(Vec<i64>) + Send + Sync>;
+
+impl Deps {
+    /// Reports a stock change to the hook, if any.
+    pub fn stock_changed(&self, product_ids: Vec<i64>) {
+        if let Some(hook) = &self.on_stock_change {
+            hook(product_ids);
+        }
+    }
 }
 
 /// `now + d` as a stored timestamp.

@@ -348,8 +348,17 @@ pub async fn update(
     let (row, categories) = repo::products::update(&mut conn, id, changes, clock::now())
         .await?
         .ok_or_else(not_found)?;
+    drop(conn);
+    forget_cached(st, id).await;
     tracing::info!(product_id = id, by = caller.id, "product changed");
     Ok(ProductView::of(&row, categories))
+}
+
+/// Drops the cached copy of a product that just changed.
+async fn forget_cached(st: &AppState, id: i64) {
+    if let Some(cache) = &st.product_cache {
+        cache.invalidate(&[id]).await;
+    }
 }
 
 /// `DELETE /products/{id}`: takes the product out of the catalog (404, 403 as for PATCH).
@@ -366,6 +375,8 @@ pub async fn delete(st: &AppState, caller: &AuthUser, raw_id: &str) -> Result<()
     if !repo::products::soft_delete(&mut conn, id, clock::now()).await? {
         return Err(not_found());
     }
+    drop(conn);
+    forget_cached(st, id).await;
     tracing::info!(product_id = id, by = caller.id, "product deleted");
     Ok(())
 }

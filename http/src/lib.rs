@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod product_cache;
 pub mod redis;
 pub mod routes;
 pub mod server;

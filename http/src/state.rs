@@ -59,6 +59,8 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// Redis, when configured.
     pub redis: Option<Arc<crate::redis::Redis>>,
+    /// The product cache (with Redis only).
+    pub product_cache: Option<crate::product_cache::ProductCache>,
 }
 
 /// Why the state could not be built.
@@ -128,6 +130,22 @@ impl AppState {
         let metrics = Metrics::new().map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
         let runtime_metrics = RuntimeMetrics::new(&metrics.registry)
             .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
+        let redis = if config.redis.url.is_empty() {
+            None
+        } else {
+            let r = crate::redis::Redis::connect(&config.redis.url, &config.redis.key_prefix)
+                .map_err(|e| StartupError::Other(format!("redis.url: {e}")))?;
+            Some(Arc::new(r))
+        };
+        let product_cache = redis.clone().map(crate::product_cache::ProductCache::new);
+        let on_stock_change: Option<mall_actors::deps::StockHook> =
+            product_cache.clone().map(|cache| {
+                let hook: mall_actors::deps::StockHook = Arc::new(move |ids: Vec<i64>| {
+                    let cache = cache.clone();
+                    actix_web::rt::spawn(async move { cache.invalidate(&ids).await });
+                });
+                hook
+            });
         let carts = CartHandle::start(db.clone(), config.actors.runtime(), &runtime_metrics);
         let ids = Arc::new(IdGenerator::random_node());
         let deps = Deps {
@@ -135,6 +153,7 @@ impl AppState {
             ids: Arc::clone(&ids),
             order_timeout: Duration::from_secs(config.order.payment_timeout_secs),
             session_timeout: Duration::from_secs(config.payment.session_timeout_secs),
+            on_stock_change,
             outcomes: OutcomeMetrics::new(&metrics.registry)
                 .map_err(|e| StartupError::Other(format!("metrics: {e}")))?,
         };
@@ -145,13 +164,6 @@ impl AppState {
             config.actors.runtime(),
             &runtime_metrics,
         );
-        let redis = if config.redis.url.is_empty() {
-            None
-        } else {
-            let r = crate::redis::Redis::connect(&config.redis.url, &config.redis.key_prefix)
-                .map_err(|e| StartupError::Other(format!("redis.url: {e}")))?;
-            Some(Arc::new(r))
-        };
         let limits =
             crate::limits::Limits::new(config.rate_limit.clone(), redis.clone(), &metrics.registry)
                 .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
@@ -176,6 +188,7 @@ impl AppState {
             checkout,
             limits,
             redis,
+            product_cache,
         })
     }
 }

@@ -226,6 +226,7 @@ async fn cancel(
         Some(row) => {
             deps.outcomes
                 .order(&format!("cancelled_{}", reason.as_str()));
+            deps.stock_changed(order.1.iter().map(|i| i.product_id).collect());
             tracing::info!(
                 order_id = row.id,
                 reason = reason.as_str(),

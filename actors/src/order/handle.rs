@@ -66,6 +66,8 @@ impl OrderHandle {
             orders::create(&mut conn, order, lines, now, idem).await?
         };
         self.deps.outcomes.order("created");
+        self.deps
+            .stock_changed(created.1.iter().map(|i| i.product_id).collect());
         tracing::info!(
             order_id = created.0.id,
             user_id,

@@ -47,7 +47,22 @@ pub async fn batch_products(st: Data, body: Json<BatchRequest>) -> Result<HttpRe
 #[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog", params(("id" = String, Path)),
     responses((status = 200, body = ProductView), (status = 404, body = ErrorBody)))]
 pub async fn get_product(st: Data, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(catalog::get(&st, &id).await?))
+    let Some(cache) = &st.product_cache else {
+        return Ok(HttpResponse::Ok().json(catalog::get(&st, &id).await?));
+    };
+    let key = crate::auth::identity::parse_id(&id, "product")?;
+    let json = match cache.get(key).await {
+        Some(hit) => hit,
+        None => {
+            let view = catalog::get(&st, &id).await?;
+            let json = serde_json::to_string(&view).map_err(|e| ApiError::internal(&e))?;
+            cache.put(key, &json).await;
+            json
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json))
 }
 
 /// Change some of a product's fields (its merchant or an admin).
