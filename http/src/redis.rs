@@ -71,6 +71,12 @@ impl Redis {
         if self.circuit_open() {
             return Err(RedisError::CircuitOpen);
         }
+        self.attempt(cmd).await
+    }
+
+    /// Runs `cmd` with the timeout, whatever the circuit says; success closes the circuit,
+    /// failure (re)opens it.
+    async fn attempt<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
         let attempt = async {
             let mut conn = self
                 .pool
@@ -98,9 +104,9 @@ impl Redis {
         outcome
     }
 
-    /// `PING`, ignoring the circuit (for `/readyz`, and to close the circuit when Redis is back).
+    /// `PING`, whatever the circuit says (for `/readyz`; a success closes the circuit, and
+    /// requests do not wait on Redis meanwhile: only this probe does).
     pub async fn ping(&self) -> bool {
-        self.open_until_ms.store(0, Ordering::Relaxed);
-        self.run::<String>(&redis::cmd("PING")).await.is_ok()
+        self.attempt::<String>(&redis::cmd("PING")).await.is_ok()
     }
 }

@@ -51,6 +51,22 @@ pub async fn access<B: MessageBody + 'static>(
     }
 }
 
+/// A request without a valid token is still counted against its client IP: a flood of forged
+/// tokens gets 429 like any other anonymous flood, not an endless stream of 401s.
+async fn refused_anonymous(
+    state: &AppState,
+    peer: Option<std::net::IpAddr>,
+    path: &str,
+    refusal: ApiError,
+) -> ApiError {
+    if let (Some(ip), true) = (peer, path.starts_with("/api/"))
+        && let Err(limited) = state.limits.check_ip(ip).await
+    {
+        return limited;
+    }
+    refusal
+}
+
 /// Decides whether the request may pass, and as whom.
 async fn admit(req: &ServiceRequest) -> Result<Option<AuthUser>, ApiError> {
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
@@ -71,11 +87,11 @@ async fn admit(req: &ServiceRequest) -> Result<Option<AuthUser>, ApiError> {
             Ok(user) => Some(user),
             // A bad token on an open route is ignored: the caller is simply anonymous.
             Err(_) if whitelisted => None,
-            Err(e) => return Err(e),
+            Err(e) => return Err(refused_anonymous(state, peer, &path, e).await),
         },
         Ok(None) => None,
         Err(_) if whitelisted => None,
-        Err(e) => return Err(e),
+        Err(e) => return Err(refused_anonymous(state, peer, &path, e).await),
     };
     if path.starts_with("/api/") {
         match (&user, peer) {

@@ -18,4 +18,6 @@ mod ops;
 mod orders;
 mod payments;
 mod rbac;
+mod redis_instance;
+mod resilience;
 mod users;
