@@ -40,7 +40,12 @@ impl From<DieselError> for DbError {
                     DatabaseErrorKind::UniqueViolation => DbError::UniqueViolation(what),
                     DatabaseErrorKind::ForeignKeyViolation => DbError::ForeignKeyViolation(what),
                     DatabaseErrorKind::CheckViolation => DbError::CheckViolation(what),
-                    DatabaseErrorKind::ClosedConnection => DbError::Unavailable(what),
+                    // The connection broke (the server died or restarts): retry later.
+                    DatabaseErrorKind::ClosedConnection
+                    | DatabaseErrorKind::UnableToSendCommand => DbError::Unavailable(what),
+                    DatabaseErrorKind::Unknown if is_transient(info.message()) => {
+                        DbError::Unavailable(what)
+                    }
                     other => DbError::Query(DieselError::DatabaseError(other, info)),
                 }
             }
@@ -49,9 +54,92 @@ impl From<DieselError> for DbError {
     }
 }
 
+/// Server messages that mean "not now" rather than "wrong": a shutdown or crash recovery
+/// (SQLSTATE 57P01..57P03), a statement timeout (57014), SQLite's busy lock.
+fn is_transient(message: &str) -> bool {
+    const TRANSIENT: [&str; 6] = [
+        "terminating connection",
+        "the database system is",
+        "canceling statement due to statement timeout",
+        "server closed the connection",
+        "connection closed",
+        "database is locked",
+    ];
+    TRANSIENT.iter().any(|t| message.contains(t))
+}
+
 impl DbError {
     /// True when retrying later may succeed (the database was unreachable).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, DbError::Unavailable(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Info(&'static str);
+
+    impl diesel::result::DatabaseErrorInformation for Info {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            None
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            None
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn db(kind: DatabaseErrorKind, message: &'static str) -> DbError {
+        DieselError::DatabaseError(kind, Box::new(Info(message))).into()
+    }
+
+    #[test]
+    fn a_broken_or_restarting_database_is_unavailable_not_a_bug() {
+        assert!(db(DatabaseErrorKind::UnableToSendCommand, "connection closed").is_unavailable());
+        assert!(db(DatabaseErrorKind::ClosedConnection, "gone").is_unavailable());
+        assert!(
+            db(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command"
+            )
+            .is_unavailable()
+        );
+        assert!(
+            db(
+                DatabaseErrorKind::Unknown,
+                "the database system is starting up"
+            )
+            .is_unavailable()
+        );
+        assert!(
+            db(
+                DatabaseErrorKind::Unknown,
+                "canceling statement due to statement timeout"
+            )
+            .is_unavailable()
+        );
+        assert!(db(DatabaseErrorKind::Unknown, "database is locked").is_unavailable());
+        assert!(!db(DatabaseErrorKind::Unknown, "syntax error at or near").is_unavailable());
+        assert!(matches!(
+            db(DatabaseErrorKind::UniqueViolation, "dup"),
+            DbError::UniqueViolation(_)
+        ));
     }
 }

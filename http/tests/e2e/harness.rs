@@ -310,6 +310,28 @@ impl Process {
         }
     }
 
+    /// The process id; `None` once killed. After the process exited the id may be reused by
+    /// another process: signal it only while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The exit status if the process has exited (reaping it), without waiting.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.try_exit()
+    }
+
+    /// Sends SIGTERM (a graceful stop) with kill(1), to a process that has not exited yet; the
+    /// process is not waited for.
+    pub fn terminate(&self) {
+        let pid = self.pid().expect("SIGTERM: the process was already reaped");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill(1)");
+        assert!(status.success(), "kill -TERM {pid} failed: {status}");
+    }
+
     /// Kills the process and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
