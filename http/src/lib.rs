@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
+pub mod notices;
 pub mod openapi;
 pub mod product_cache;
 pub mod redis;

@@ -64,6 +64,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         DEADLINE_LOOKAHEAD,
     );
 
+    crate::notices::spawn_listener(state.clone());
     let housekeeping = state.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

@@ -20,6 +20,7 @@ use super::policy::{Effect, Rule, validate_rule};
 use crate::dto::identity::*;
 use crate::dto::{Paged, rfc3339};
 use crate::error::ApiError;
+use crate::notices::{Notice, announce};
 use crate::state::AppState;
 
 /// The role every new account gets.
@@ -251,7 +252,7 @@ pub async fn refresh(st: &AppState, req: RefreshRequest) -> Result<TokenPair, Ap
             }
         }
         Rotation::Reused { user_id } => {
-            st.auth.invalidate(user_id);
+            announce(st, Notice::User(user_id)).await;
             tracing::warn!(user_id, "refresh token reused; login revoked");
             Err(ApiError::new(
                 actix_web::http::StatusCode::UNAUTHORIZED,
@@ -280,7 +281,7 @@ pub async fn logout(st: &AppState, user: &AuthUser, req: LogoutRequest) -> Resul
         // `revoke` only touches the caller's own sessions.
         repo::sessions::revoke(&mut conn, user.id, session.id, "logout", now).await?;
     }
-    st.auth.invalidate(user.id);
+    announce(st, Notice::User(user.id)).await;
     Ok(())
 }
 
@@ -356,7 +357,7 @@ pub async fn update_me(
             ended,
             "password changed; other logins ended"
         );
-        st.auth.invalidate(user.id);
+        announce(st, Notice::User(user.id)).await;
     }
     let roles = repo::users::roles_of(&mut conn, user.id).await?;
     Ok(UserView::of(&updated, roles))
@@ -381,7 +382,7 @@ async fn close_account(st: &AppState, user_id: i64) -> Result<(), ApiError> {
         let mut conn = st.db.write().await?;
         repo::users::close(&mut conn, user_id, clock::now()).await?
     };
-    st.auth.invalidate(user_id);
+    announce(st, Notice::User(user_id)).await;
     if !closed {
         return Err(ApiError::not_found("user"));
     }
@@ -445,7 +446,7 @@ pub async fn set_user_roles(
     let mut conn = st.db.write().await?;
     let outcome = repo::users::set_roles(&mut conn, id, &req.roles, clock::now()).await?;
     drop(conn);
-    st.auth.invalidate(id);
+    announce(st, Notice::User(id)).await;
     match outcome {
         SetRoles::Done => get_user(st, id).await,
         SetRoles::NoSuchUser => Err(ApiError::not_found("user")),
@@ -480,7 +481,7 @@ pub async fn set_ban(
     }
     let mut conn = st.db.write().await?;
     let done = repo::users::set_ban(&mut conn, id, reason.as_deref(), clock::now()).await?;
-    st.auth.invalidate(id);
+    announce(st, Notice::User(id)).await;
     if !done {
         return Err(ApiError::not_found("user"));
     }
@@ -594,6 +595,7 @@ pub async fn put_role(
         .ok_or_else(|| ApiError::not_found("role"))?;
     drop(conn);
     st.policy.reload().await?;
+    announce(st, Notice::Policy).await;
     tracing::info!(role = name, permissions = perms.len(), "role written");
     Ok(RoleView::of(&stored))
 }
@@ -611,8 +613,9 @@ pub async fn delete_role(st: &AppState, name: &str) -> Result<(), ApiError> {
     if !gone {
         return Err(ApiError::not_found("role"));
     }
-    st.auth.invalidate_all();
+    announce(st, Notice::AllUsers).await;
     st.policy.reload().await?;
+    announce(st, Notice::Policy).await;
     tracing::info!(role = name, "role deleted");
     Ok(())
 }
