@@ -26,6 +26,9 @@ macro_rules! bind {
 }
 pub(crate) use bind;
 
+/// How old a record without a stored response must be before its request counts as dead.
+pub const ABANDONED_AFTER: time::Duration = time::Duration::seconds(60);
+
 /// What claiming a key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -38,12 +41,12 @@ pub enum Claim {
         /// The first response's body.
         body: String,
     },
-    /// The same request made `resource` but crashed before its response was stored.
+    /// The same request made `resource` but died before its response was stored.
     Made {
         /// `order:ID` or `payment:ID`.
         resource: String,
     },
-    /// The same request is still being processed.
+    /// The same request is still being processed (or died less than a minute ago).
     InProgress,
     /// The key was used for a different request.
     Mismatch,
@@ -71,6 +74,7 @@ pub async fn claim(
         Option<i32>,
         Option<String>,
         PrimitiveDateTime,
+        PrimitiveDateTime,
     );
     for _ in 0..2 {
         let inserted = with_conn!(conn, c => diesel::insert_into(idempotency_keys::table).values(row.clone()).execute(c).await);
@@ -87,11 +91,12 @@ pub async fn claim(
                 idempotency_keys::response_status,
                 idempotency_keys::response_body,
                 idempotency_keys::expires_at,
+                idempotency_keys::created_at,
             ))
             .first(c)
             .await
             .optional())?;
-        let Some((stored_fp, resource, status, body, expires)) = found else {
+        let Some((stored_fp, resource, status, body, expires, created)) = found else {
             continue;
         };
         if expires <= now {
@@ -101,9 +106,17 @@ pub async fn claim(
         if stored_fp != fingerprint {
             return Ok(Claim::Mismatch);
         }
+        // No request runs this long (every wait in it has a shorter timeout): a record still
+        // without a response is one whose request died.
+        let abandoned = created <= now - ABANDONED_AFTER;
         return Ok(match (status, body, resource) {
             (Some(status), Some(body), _) => Claim::Replay { status, body },
-            (_, _, Some(resource)) => Claim::Made { resource },
+            (_, _, Some(resource)) if abandoned => Claim::Made { resource },
+            (_, _, None) if abandoned => {
+                // It died before its effect (the effect binds the key in its own transaction).
+                with_conn!(conn, c => diesel::delete(idempotency_keys::table.find((user_id, key.to_owned()))).execute(c).await)?;
+                continue;
+            }
             _ => Claim::InProgress,
         });
     }

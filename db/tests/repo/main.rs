@@ -26,6 +26,7 @@ macro_rules! on_both_backends {
 }
 
 mod common;
+mod idempotency;
 mod migrations;
 mod roles;
 mod sessions;

@@ -59,14 +59,16 @@ pub async fn checkout(
                 };
                 let order = st.orders.get(viewer, id).await?;
                 let sessions = st.orders.payments_of(viewer, id, 1, 100).await?;
-                let payment = sessions.items.last().ok_or_else(|| {
-                    ApiError::unavailable("the checkout is still completing; retry")
-                })?;
+                // The checkout died after placing the order: finish it by opening the session.
+                let payment = match sessions.items.last() {
+                    Some(p) => p.clone(),
+                    None => st.payments.open(user, id, None).await?.0,
+                };
                 Ok(Reply::new(
                     StatusCode::CREATED,
                     CheckoutResponse {
                         order: OrderDto::from(&order),
-                        payment: PaymentDto::from(payment),
+                        payment: PaymentDto::from(&payment),
                     },
                 ))
             }
