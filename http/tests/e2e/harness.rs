@@ -84,7 +84,7 @@ pub struct ServerBuilder {
 
 impl ServerBuilder {
     /// The standard configuration for `db_url`: ephemeral port, random secret, no leeway,
-    /// bootstrap admin, rate limiting off.
+    /// bootstrap admin, rate limiting off, generous waits for the database and actors.
     pub fn new(db_url: &str) -> Self {
         let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let admin_password = random_secret("admin-pw");
@@ -102,6 +102,17 @@ impl ServerBuilder {
                 admin_password.clone(),
             ),
             ("MALL__RATE_LIMIT__ENABLED".to_owned(), "false".to_owned()),
+            // The suite runs dozens of servers at once on two cores: let a request wait for the
+            // (single SQLite) writer and for actors as long as it takes. Overload answering 503
+            // quickly is tested on its own, with short timeouts, in outage.rs.
+            (
+                "MALL__DATABASE__ACQUIRE_TIMEOUT_MS".to_owned(),
+                "20000".to_owned(),
+            ),
+            (
+                "MALL__ACTORS__CALL_TIMEOUT_MS".to_owned(),
+                "20000".to_owned(),
+            ),
         ];
         ServerBuilder {
             args: vec!["serve".to_owned()],

@@ -1,0 +1,417 @@
+//! What a run measured: per-operation latencies and statuses recorded by each client, merged
+//! per scenario, printed as a table and written as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::client::{Reply, TRANSPORT_ERROR};
+
+/// One operation's raw measurements (one request kind of a scenario, e.g. `POST /checkout`).
+#[derive(Debug, Default, Clone)]
+pub struct OpRecord {
+    /// Latency of every request, in microseconds.
+    pub latencies_us: Vec<u64>,
+    /// Non-2xx answers that are errors, by status (`0`: no answer).
+    pub errors: BTreeMap<u16, u64>,
+    /// Error codes of those errors (`"409 cart_full"`, `"transport"`).
+    pub error_codes: BTreeMap<String, u64>,
+    /// Non-2xx answers the scenario expects (`"409 insufficient_stock"` in a flash sale).
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+impl OpRecord {
+    fn merge(&mut self, other: OpRecord) {
+        self.latencies_us.extend(other.latencies_us);
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        for (k, v) in other.error_codes {
+            *self.error_codes.entry(k).or_default() += v;
+        }
+        for (k, v) in other.outcomes {
+            *self.outcomes.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// What one virtual client recorded. Each client owns one, so recording takes no lock.
+#[derive(Debug, Default, Clone)]
+pub struct Recorder {
+    /// By operation name.
+    pub ops: BTreeMap<&'static str, OpRecord>,
+    /// Domain counts (`orders_placed`, `orders_paid`, `sold_out_seen`, ...).
+    pub counters: BTreeMap<&'static str, u64>,
+}
+
+impl Recorder {
+    /// Records a reply to `op`: 2xx is a success, a non-2xx that `expected` accepts (by status
+    /// and error code) is an outcome, anything else an error.
+    pub fn record(
+        &mut self,
+        op: &'static str,
+        reply: &Reply,
+        expected: impl Fn(u16, Option<&str>) -> bool,
+    ) {
+        let rec = self.ops.entry(op).or_default();
+        rec.latencies_us
+            .push(u64::try_from(reply.latency.as_micros()).unwrap_or(u64::MAX));
+        if reply.ok() {
+            return;
+        }
+        if reply.status == TRANSPORT_ERROR {
+            *rec.errors.entry(TRANSPORT_ERROR).or_default() += 1;
+            *rec.error_codes.entry("transport".to_owned()).or_default() += 1;
+            return;
+        }
+        let code = reply.error_code();
+        let key = format!("{} {}", reply.status, code.as_deref().unwrap_or("-"));
+        if expected(reply.status, code.as_deref()) {
+            *rec.outcomes.entry(key).or_default() += 1;
+        } else {
+            *rec.errors.entry(reply.status).or_default() += 1;
+            *rec.error_codes.entry(key).or_default() += 1;
+        }
+    }
+
+    /// Records a reply where only 2xx is expected.
+    pub fn record_plain(&mut self, op: &'static str, reply: &Reply) {
+        self.record(op, reply, |_, _| false);
+    }
+
+    /// Adds to a domain count.
+    pub fn count(&mut self, name: &'static str, n: u64) {
+        *self.counters.entry(name).or_default() += n;
+    }
+
+    /// Folds another client's records into this one.
+    pub fn merge(&mut self, other: Recorder) {
+        for (op, rec) in other.ops {
+            self.ops.entry(op).or_default().merge(rec);
+        }
+        for (k, v) in other.counters {
+            *self.counters.entry(k).or_default() += v;
+        }
+    }
+
+    /// Every operation together.
+    fn total(&self) -> OpRecord {
+        let mut all = OpRecord::default();
+        for rec in self.ops.values() {
+            all.merge(rec.clone());
+        }
+        all
+    }
+}
+
+/// Latency figures, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+    /// Mean.
+    pub mean_ms: f64,
+}
+
+/// The figures of a set of requests.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    /// Requests sent (every answer, whatever its status, and every transport failure).
+    pub requests: u64,
+    /// Requests per second over the scenario's elapsed time.
+    pub rps: f64,
+    /// Latency over every request.
+    pub latency: Latency,
+    /// Errors by HTTP status (`"0"`: no answer). Expected outcomes are not errors.
+    pub errors_by_status: BTreeMap<String, u64>,
+    /// The same errors by status and error code.
+    pub errors_by_code: BTreeMap<String, u64>,
+    /// Non-2xx answers the scenario expects, by status and code.
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+impl Figures {
+    fn of(rec: &OpRecord, elapsed: Duration) -> Figures {
+        let mut lat = rec.latencies_us.clone();
+        lat.sort_unstable();
+        let requests = lat.len() as u64;
+        let secs = elapsed.as_secs_f64();
+        Figures {
+            requests,
+            rps: if secs > 0.0 {
+                requests as f64 / secs
+            } else {
+                0.0
+            },
+            latency: Latency {
+                p50_ms: percentile_ms(&lat, 50.0),
+                p95_ms: percentile_ms(&lat, 95.0),
+                p99_ms: percentile_ms(&lat, 99.0),
+                max_ms: lat.last().map_or(0.0, |&us| us as f64 / 1000.0),
+                mean_ms: if lat.is_empty() {
+                    0.0
+                } else {
+                    lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1000.0
+                },
+            },
+            errors_by_status: rec
+                .errors
+                .iter()
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect(),
+            errors_by_code: rec.error_codes.clone(),
+            outcomes: rec.outcomes.clone(),
+        }
+    }
+
+    /// Errors, summed over statuses.
+    pub fn error_count(&self) -> u64 {
+        self.errors_by_status.values().sum()
+    }
+}
+
+/// Nearest-rank percentile of sorted microseconds, in milliseconds.
+pub fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
+    sorted_us[rank.clamp(1, sorted_us.len()) - 1] as f64 / 1000.0
+}
+
+/// One operation of a scenario in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpReport {
+    /// e.g. `POST /api/v1/checkout`.
+    pub operation: String,
+    /// Its figures.
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// One scenario in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    /// `browse`, `cart`, `checkout` or `flash-sale`.
+    pub scenario: String,
+    /// Virtual clients that ran it.
+    pub clients: usize,
+    /// From the start of the load until its last client stopped.
+    pub elapsed_secs: f64,
+    /// Every request of the scenario together.
+    #[serde(flatten)]
+    pub figures: Figures,
+    /// Domain counts (orders placed and paid, flash-sale sell-out...).
+    pub counters: BTreeMap<String, u64>,
+    /// Per request kind.
+    pub operations: Vec<OpReport>,
+}
+
+impl ScenarioReport {
+    /// Builds the report of a scenario from its clients' merged records.
+    pub fn new(name: &str, clients: usize, elapsed: Duration, rec: &Recorder) -> ScenarioReport {
+        ScenarioReport {
+            scenario: name.to_owned(),
+            clients,
+            elapsed_secs: elapsed.as_secs_f64(),
+            figures: Figures::of(&rec.total(), elapsed),
+            counters: rec
+                .counters
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            operations: rec
+                .ops
+                .iter()
+                .map(|(op, r)| OpReport {
+                    operation: (*op).to_owned(),
+                    figures: Figures::of(r, elapsed),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The result of one invariant.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvariantReport {
+    /// Its name.
+    pub name: String,
+    /// Whether it held.
+    pub pass: bool,
+    /// What was checked, or what broke it.
+    pub detail: String,
+}
+
+/// How the data was seeded.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedReport {
+    /// Customers registered and logged in.
+    pub users: usize,
+    /// Products created (the flash-sale one included).
+    pub products: usize,
+    /// Seconds it took.
+    pub secs: f64,
+}
+
+/// The run's parameters, as given (after defaults).
+#[derive(Debug, Clone, Serialize)]
+pub struct Parameters {
+    /// Target.
+    pub url: String,
+    /// Scenarios run.
+    pub scenarios: Vec<String>,
+    /// One after another, or all at once.
+    pub mode: String,
+    /// Seconds of load (per scenario when sequential).
+    pub duration_secs: f64,
+    /// Virtual clients.
+    pub concurrency: usize,
+    /// Customers seeded.
+    pub users: usize,
+    /// Ordinary products seeded.
+    pub products: usize,
+    /// The flash-sale product's stock.
+    pub flash_stock: i64,
+    /// Whether flash-sale buyers paid.
+    pub flash_pay: bool,
+    /// Per-request timeout.
+    pub timeout_secs: f64,
+}
+
+/// The whole JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Names the run's users and products (`load-{run_id}-...`).
+    pub run_id: String,
+    /// When the load started (RFC 3339, UTC).
+    pub started_at: String,
+    /// The parameters.
+    pub parameters: Parameters,
+    /// Seeding.
+    pub seed: SeedReport,
+    /// Per scenario.
+    pub scenarios: Vec<ScenarioReport>,
+    /// Per invariant.
+    pub invariants: Vec<InvariantReport>,
+    /// Every invariant held.
+    pub passed: bool,
+}
+
+fn ms(x: f64) -> String {
+    format!("{x:.2}")
+}
+
+fn status_list(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "-".to_owned();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k}:{v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The results table: a row per scenario, then its operations indented.
+pub fn table(scenarios: &[ScenarioReport]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<34} {:>7} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9}  {:<20} outcomes",
+        "scenario / operation",
+        "clients",
+        "requests",
+        "rps",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "errors by status"
+    );
+    let row = |out: &mut String, name: &str, clients: String, f: &Figures| {
+        let _ = writeln!(
+            out,
+            "{:<34} {:>7} {:>9} {:>9.1} {:>8} {:>8} {:>8} {:>9}  {:<20} {}",
+            name,
+            clients,
+            f.requests,
+            f.rps,
+            ms(f.latency.p50_ms),
+            ms(f.latency.p95_ms),
+            ms(f.latency.p99_ms),
+            ms(f.latency.max_ms),
+            status_list(&f.errors_by_status),
+            status_list(&f.outcomes),
+        );
+    };
+    for s in scenarios {
+        row(&mut out, &s.scenario, s.clients.to_string(), &s.figures);
+        for op in &s.operations {
+            row(
+                &mut out,
+                &format!("  {}", op.operation),
+                String::new(),
+                &op.figures,
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: &str, ms: u64) -> Reply {
+        Reply {
+            status,
+            body: body.as_bytes().to_vec(),
+            latency: Duration::from_millis(ms),
+        }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<u64> = (1..=100).map(|x| x * 1000).collect();
+        assert_eq!(percentile_ms(&v, 50.0), 50.0);
+        assert_eq!(percentile_ms(&v, 95.0), 95.0);
+        assert_eq!(percentile_ms(&v, 99.0), 99.0);
+        assert_eq!(percentile_ms(&v, 100.0), 100.0);
+        assert_eq!(percentile_ms(&[7000], 99.0), 7.0);
+        assert_eq!(percentile_ms(&[], 50.0), 0.0);
+    }
+
+    #[test]
+    fn errors_and_outcomes_are_told_apart() {
+        let mut a = Recorder::default();
+        let sold_out = r#"{"error":{"code":"insufficient_stock","message":"x","details":{}}}"#;
+        let flash = |s: u16, c: Option<&str>| s == 409 && c == Some("insufficient_stock");
+        a.record("POST /orders", &reply(201, "{}", 2), flash);
+        a.record("POST /orders", &reply(409, sold_out, 4), flash);
+        a.record("POST /orders", &reply(500, "oops", 6), flash);
+        let mut b = Recorder::default();
+        b.record_plain("POST /orders", &reply(409, sold_out, 8));
+        b.record_plain("POST /orders", &reply(TRANSPORT_ERROR, "refused", 1));
+        b.count("orders_placed", 1);
+        a.merge(b);
+        let r = ScenarioReport::new("flash-sale", 2, Duration::from_secs(2), &a);
+        assert_eq!(r.figures.requests, 5);
+        assert_eq!(r.figures.rps, 2.5);
+        assert_eq!(r.figures.error_count(), 3);
+        assert_eq!(r.figures.errors_by_status["409"], 1);
+        assert_eq!(r.figures.errors_by_status["500"], 1);
+        assert_eq!(r.figures.errors_by_status["0"], 1);
+        assert_eq!(r.figures.outcomes["409 insufficient_stock"], 1);
+        assert_eq!(r.figures.latency.max_ms, 8.0);
+        assert_eq!(r.counters["orders_placed"], 1);
+        assert!(table(&[r]).contains("flash-sale"));
+    }
+}
