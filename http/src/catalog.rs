@@ -312,16 +312,9 @@ pub async fn list(
         page_size,
     )
     .await?;
-    Ok(Paged {
-        items: found
-            .items
-            .into_iter()
-            .map(|(row, categories)| ProductView::of(&row, categories))
-            .collect(),
-        page,
-        page_size,
-        total: found.total,
-    })
+    Ok(Paged::of(found, page, page_size, |(row, categories)| {
+        ProductView::of(&row, categories)
+    }))
 }
 
 /// `PATCH /products/{id}`: 404 for no live product, 403 for someone else's, 400 for bad values.

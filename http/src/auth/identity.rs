@@ -412,16 +412,9 @@ pub async fn list_users(
     let mut conn = st.db.read().await?;
     let found =
         repo::users::list(&mut conn, email.filter(|e| !e.is_empty()), page, page_size).await?;
-    Ok(Paged {
-        items: found
-            .items
-            .into_iter()
-            .map(|(u, roles)| AdminUserView::of(&u, roles))
-            .collect(),
-        page,
-        page_size,
-        total: found.total,
-    })
+    Ok(Paged::of(found, page, page_size, |(u, roles)| {
+        AdminUserView::of(&u, roles)
+    }))
 }
 
 /// `GET /admin/users/{id}`

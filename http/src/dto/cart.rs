@@ -7,11 +7,6 @@ use mall_actors::cart::CartView;
 
 use super::stored_time;
 
-/// A body that must be empty or `{}` (`POST /cart`).
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NoBody {}
-
 /// `POST /cart/items`
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

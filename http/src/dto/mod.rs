@@ -8,8 +8,15 @@ pub mod page;
 
 pub use page::{PageQuery, Paged};
 
+/// A body that must be empty or `{}` (`POST /cart`, `.../cancel`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoBody {}
+
+use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
 
 /// Formats a time as RFC 3339 UTC (`2026-11-26T02:19:55.123456Z`).
 pub fn rfc3339(t: OffsetDateTime) -> String {

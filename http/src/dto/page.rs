@@ -54,6 +54,23 @@ pub struct Paged<T> {
     pub total: i64,
 }
 
+impl<T> Paged<T> {
+    /// The page of views of a repository page's rows.
+    pub fn of<R>(
+        found: mall_db::repo::Page<R>,
+        page: u32,
+        page_size: u32,
+        view: impl FnMut(R) -> T,
+    ) -> Self {
+        Paged {
+            items: found.items.into_iter().map(view).collect(),
+            page,
+            page_size,
+            total: found.total,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::identity::parse_id;
+use crate::dto::NoBody;
 use crate::dto::cart::*;
 use crate::error::ApiError;
 use crate::extract::{Caller, Json, optional_json};

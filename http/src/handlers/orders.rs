@@ -144,12 +144,7 @@ pub async fn list(
         .orders
         .list(caller.id, status.as_deref(), page, page_size)
         .await?;
-    Ok(HttpResponse::Ok().json(Paged {
-        items: found.items.iter().map(OrderDto::from).collect::<Vec<_>>(),
-        page,
-        page_size,
-        total: found.total,
-    }))
+    Ok(HttpResponse::Ok().json(Paged::of(found, page, page_size, |r| OrderDto::from(&r))))
 }
 
 /// One of the caller's orders (an admin: any).
@@ -190,7 +185,7 @@ pub async fn update(
 
 /// Cancel a pending order: its stock comes back.
 #[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = "orders", params(("id" = String, Path)),
-    request_body(content = Option<crate::dto::cart::NoBody>, description = "empty, or {}"),
+    request_body(content = Option<crate::dto::NoBody>, description = "empty, or {}"),
     responses((status = 200, body = OrderDto), (status = 404, body = ErrorBody), (status = 409, description = "invalid_state", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn cancel(
@@ -200,7 +195,7 @@ pub async fn cancel(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let _: crate::dto::cart::NoBody = optional_json(&req, &body)?;
+    let _: crate::dto::NoBody = optional_json(&req, &body)?;
     let id = parse_id(&id, "order")?;
     Ok(HttpResponse::Ok().json(OrderDto::from(&st.orders.cancel(caller.id, id).await?)))
 }
@@ -220,10 +215,5 @@ pub async fn payments(
         .orders
         .payments_of(viewer(&caller), id, page, page_size)
         .await?;
-    Ok(HttpResponse::Ok().json(Paged {
-        items: found.items.iter().map(PaymentDto::from).collect::<Vec<_>>(),
-        page,
-        page_size,
-        total: found.total,
-    }))
+    Ok(HttpResponse::Ok().json(Paged::of(found, page, page_size, |r| PaymentDto::from(&r))))
 }

@@ -109,7 +109,7 @@ pub async fn confirm(
 
 /// Cancel a pending session (the order stays payable).
 #[utoipa::path(post, path = "/api/v1/payments/{id}/cancel", tag = "payments", params(("id" = String, Path)),
-    request_body(content = Option<crate::dto::cart::NoBody>, description = "empty, or {}"),
+    request_body(content = Option<crate::dto::NoBody>, description = "empty, or {}"),
     responses((status = 200, body = PaymentDto), (status = 404, body = ErrorBody), (status = 409, description = "invalid_state", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn cancel(
@@ -119,7 +119,7 @@ pub async fn cancel(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let _: crate::dto::cart::NoBody = optional_json(&req, &body)?;
+    let _: crate::dto::NoBody = optional_json(&req, &body)?;
     let id = parse_id(&id, "payment")?;
     Ok(HttpResponse::Ok().json(PaymentDto::from(&st.payments.cancel(caller.id, id).await?)))
 }
