@@ -1,17 +1,27 @@
-//! Checkout: the caller's cart becomes an order (the cart is emptied only once the order
-//! exists), a payment session is opened for it, and a card, when given, is charged.
+//! Checkout: the caller's cart becomes an order, its payment session is opened and, when a card
+//! is given, charged, and the cart is emptied — one transaction, in one turn of the cart's actor
+//! (see [`CheckOut`]), so a purchase is one commit and a double-submitted checkout finds the
+//! cart already empty.
+//!
+//! The card is checked and put to the (simulated) gateway before the order is placed: its
+//! answer decides whether the session is written as succeeded (the order paid) or as pending
+//! with `last_error = "card_declined"`. The simulated gateway holds nothing, so an order the
+//! stock refuses leaves nothing to release; a real gateway would authorise here and capture or
+//! void once the placement answers.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
+use mall_db::clock;
 use mall_db::models::PaymentRow;
-use mall_db::repo::orders::{IdempotencyBinding, OrderWithItems, WantedLine};
+use mall_db::repo::orders::{IdempotencyBinding, NewOrder, OrderWithItems};
+use mall_db::repo::placements::Charge;
 
+use crate::cart::messages::CheckOut;
 use crate::cart::{CartError, CartHandle};
-use crate::order::{OrderError, OrderHandle, Viewer};
+use crate::deps::{Deps, deadline};
+use crate::order::{OrderError, OrderHandle};
+use crate::payment::gateway;
 use crate::payment::{Card, PaymentError, PaymentHandle, check_card};
 
-/// Why a checkout did not happen (or stopped after the order was placed).
+/// Why a checkout did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckoutError {
     /// The cart has no lines.
@@ -23,7 +33,7 @@ pub enum CheckoutError {
     /// Placing the order failed (nothing was taken).
     #[error(transparent)]
     Order(#[from] OrderError),
-    /// The card is invalid (checked before anything), or the session failed.
+    /// The card is invalid (checked before anything).
     #[error(transparent)]
     Payment(#[from] PaymentError),
 }
@@ -34,31 +44,28 @@ pub struct Checkout {
     carts: CartHandle,
     orders: OrderHandle,
     payments: PaymentHandle,
-    // One checkout at a time per user: a double-submitted checkout must find the cart already
-    // taken, not order it twice.
-    running: Arc<Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
+    deps: Deps,
 }
 
 impl Checkout {
     /// Checkout over these services.
-    pub fn new(carts: CartHandle, orders: OrderHandle, payments: PaymentHandle) -> Self {
+    pub fn new(
+        carts: CartHandle,
+        orders: OrderHandle,
+        payments: PaymentHandle,
+        deps: Deps,
+    ) -> Self {
         Checkout {
             carts,
             orders,
             payments,
-            running: Arc::default(),
+            deps,
         }
     }
 
-    fn lock_of(&self, user_id: i64) -> Arc<tokio::sync::Mutex<()>> {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget locks nobody holds or waits for, so the map stays small.
-        running.retain(|_, l| Arc::strong_count(l) > 1);
-        Arc::clone(running.entry(user_id).or_default())
-    }
-
     /// Runs a checkout for `user_id`; returns the order and its session. A declined card is
-    /// not an error: the session stays pending with `last_error = "card_declined"`.
+    /// not an error: the order stays pending and the session pending with
+    /// `last_error = "card_declined"`.
     pub async fn run(
         &self,
         user_id: i64,
@@ -67,51 +74,38 @@ impl Checkout {
         card: Option<Card>,
         idem: Option<IdempotencyBinding>,
     ) -> Result<(OrderWithItems, PaymentRow), CheckoutError> {
-        if let Some(card) = &card {
-            check_card(card)?;
-        }
-        let lock = self.lock_of(user_id);
-        let _one_at_a_time = lock.lock().await;
-        let cart = self.carts.get(user_id).await?;
-        if cart.items.is_empty() {
-            return Err(CheckoutError::CartEmpty);
-        }
-        let lines: Vec<WantedLine> = cart
-            .items
-            .iter()
-            .map(|i| WantedLine {
-                product_id: i.product_id,
-                quantity: i.quantity,
-            })
-            .collect();
-        let order = self
-            .orders
-            .create(user_id, &lines, address, note, idem)
-            .await?;
-        // The order exists: now what it bought leaves the cart (lines added meanwhile stay).
-        // Failing here loses nothing: the order is placed and the cart merely keeps its lines.
-        let bought = lines.iter().map(|l| (l.product_id, l.quantity)).collect();
-        if let Err(e) = self.carts.take(user_id, bought).await {
-            tracing::warn!(user_id, order_id = order.0.id, error = %e, "cart not emptied after checkout");
-        }
-        let (mut payment, _) = self.payments.open(user_id, order.0.id, None).await?;
-        if let Some(card) = card {
-            payment = match self.payments.confirm(user_id, payment.id, card, None).await {
-                Ok(p) => p,
-                Err(PaymentError::Declined(p)) => *p,
-                Err(e) => return Err(e.into()),
-            };
-        }
-        let order = self
-            .orders
-            .get(
-                Viewer {
-                    user_id,
-                    admin: false,
-                },
-                order.0.id,
-            )
-            .await?;
-        Ok((order, payment))
+        let charge = match &card {
+            Some(card) => {
+                check_card(card)?;
+                let last4 = card.last4();
+                Some(match gateway::charge(card) {
+                    gateway::Charge::Approved => Charge::Approved { last4 },
+                    gateway::Charge::Declined => Charge::Declined { last4 },
+                })
+            }
+            None => None,
+        };
+        let now = clock::now();
+        let cmd = CheckOut {
+            order: NewOrder {
+                id: self.deps.ids.next_id(),
+                user_id,
+                address,
+                note,
+                expires_at: deadline(now, self.deps.order_timeout),
+            },
+            now,
+            idem,
+            session_id: self.deps.ids.next_id(),
+            session_expires_at: deadline(now, self.deps.session_timeout),
+            charge,
+        };
+        let placed = self.carts.check_out(user_id, cmd).await?;
+        self.orders.placed(&placed).await;
+        let payment = placed.payment.ok_or_else(|| {
+            PaymentError::Internal("checkout placed an order without its session".into())
+        })?;
+        self.payments.opened(&payment).await;
+        Ok((placed.order, payment))
     }
 }

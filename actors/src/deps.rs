@@ -1,4 +1,5 @@
-//! What the order and payment actors share: the database, ids, deadlines and outcome metrics.
+//! What the order and payment actors share: the database, ids, deadlines, outcome metrics and
+//! the placement desk.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,6 +7,8 @@ use std::time::Duration;
 use prometheus::{IntCounterVec, Opts, Registry};
 
 use mall_db::{Db, IdGenerator};
+
+use crate::placement::Placer;
 
 /// Orders and payments by outcome: `orders_total{outcome}`, `payments_total{outcome}`.
 #[derive(Clone)]
@@ -54,6 +57,8 @@ pub struct Deps {
     pub outcomes: OutcomeMetrics,
     /// Told which products' stock changed (an order took or returned it), e.g. to drop caches.
     pub on_stock_change: Option<StockHook>,
+    /// Places new orders, in batches.
+    pub placer: Placer,
 }
 
 /// A callback taking the ids of products whose stock changed.

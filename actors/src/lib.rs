@@ -8,6 +8,7 @@ pub mod deadlines;
 pub mod deps;
 pub mod order;
 pub mod payment;
+pub mod placement;
 pub mod runtime;
 
 pub use mall_db as db;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use mall_actors::cart::{CartError, CartHandle, CartOp, CartView};
+use mall_actors::placement::{PlacementConfig, Placer};
 use mall_actors::runtime::{RuntimeConfig, RuntimeError, RuntimeMetrics};
 use mall_db::models::{NewProduct, NewUser};
 use mall_db::repo::carts::{self, StoredCart};
@@ -178,8 +179,10 @@ impl Node {
     fn start(db: Db, config: RuntimeConfig) -> Node {
         let metrics = prometheus::Registry::new();
         let runtime = RuntimeMetrics::new(&metrics).expect("metrics register");
+        let placer = Placer::start(db.clone(), PlacementConfig::default(), &metrics)
+            .expect("metrics register");
         Node {
-            carts: CartHandle::start(db, config, &runtime),
+            carts: CartHandle::start(db, placer, config, &runtime),
             metrics,
         }
     }

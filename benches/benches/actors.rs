@@ -8,6 +8,7 @@ use actix::{Actor, Context, Handler, Message, System};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use mall_actors::cart::CartHandle;
+use mall_actors::placement::{PlacementConfig, Placer};
 use mall_actors::runtime::{Call, Entity, KindMetrics, Registry, RuntimeConfig, RuntimeMetrics};
 use mall_db::models::{NewProduct, NewUser};
 use mall_db::{Db, IdGenerator, PoolOptions, clock, repo};
@@ -105,11 +106,13 @@ fn cart_add_sqlite(c: &mut Criterion) {
             .0
             .id;
         drop(conn);
-        let metrics =
-            RuntimeMetrics::new(&prometheus::Registry::new()).unwrap_or_else(|e| panic!("{e}"));
+        let registry = prometheus::Registry::new();
+        let metrics = RuntimeMetrics::new(&registry).unwrap_or_else(|e| panic!("{e}"));
+        let placer = Placer::start(db.clone(), PlacementConfig::default(), &registry)
+            .unwrap_or_else(|e| panic!("{e}"));
         (
             tmp,
-            CartHandle::start(db, RuntimeConfig::default(), &metrics),
+            CartHandle::start(db, placer, RuntimeConfig::default(), &metrics),
             user,
             product,
         )

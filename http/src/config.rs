@@ -189,12 +189,18 @@ pub fn default_whitelist() -> Vec<String> {
 pub struct OrderConfig {
     /// Unpaid order deadline.
     pub payment_timeout_secs: u64,
+    /// Lanes placing orders side by side, each one batch (one transaction) at a time.
+    pub placement_lanes: usize,
+    /// Most orders placed in one transaction (1: one transaction per order).
+    pub placement_batch_max: usize,
 }
 
 impl Default for OrderConfig {
     fn default() -> Self {
         OrderConfig {
             payment_timeout_secs: 900,
+            placement_lanes: 4,
+            placement_batch_max: 64,
         }
     }
 }
@@ -504,7 +510,24 @@ impl Config {
                 "deadlines must be positive".into(),
             );
         }
+        if !(1..=64).contains(&self.order.placement_lanes) {
+            return bad("order.placement_lanes", "must be 1 to 64".into());
+        }
+        if !(1..=1024).contains(&self.order.placement_batch_max) {
+            return bad("order.placement_batch_max", "must be 1 to 1024".into());
+        }
         Ok(())
+    }
+
+    /// The placement desk these keys describe: a caller waits for its order as long as for an
+    /// actor's answer.
+    pub fn placement(&self) -> mall_actors::placement::PlacementConfig {
+        mall_actors::placement::PlacementConfig {
+            lanes: self.order.placement_lanes,
+            max_batch: self.order.placement_batch_max,
+            timeout: std::time::Duration::from_millis(self.actors.call_timeout_ms),
+            ..Default::default()
+        }
     }
 
     /// The extra checks of `mall serve` in production: no development secret.

@@ -8,6 +8,7 @@ use mall_actors::checkout::Checkout;
 use mall_actors::deps::{Deps, OutcomeMetrics};
 use mall_actors::order::OrderHandle;
 use mall_actors::payment::PaymentHandle;
+use mall_actors::placement::Placer;
 use mall_actors::runtime::RuntimeMetrics;
 use mall_db::{Db, IdGenerator};
 
@@ -146,7 +147,14 @@ impl AppState {
                 });
                 hook
             });
-        let carts = CartHandle::start(db.clone(), config.actors.runtime(), &runtime_metrics);
+        let placer = Placer::start(db.clone(), config.placement(), &metrics.registry)
+            .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
+        let carts = CartHandle::start(
+            db.clone(),
+            placer.clone(),
+            config.actors.runtime(),
+            &runtime_metrics,
+        );
         let ids = Arc::new(IdGenerator::random_node());
         let deps = Deps {
             db: db.clone(),
@@ -154,12 +162,13 @@ impl AppState {
             order_timeout: Duration::from_secs(config.order.payment_timeout_secs),
             session_timeout: Duration::from_secs(config.payment.session_timeout_secs),
             on_stock_change,
+            placer,
             outcomes: OutcomeMetrics::new(&metrics.registry)
                 .map_err(|e| StartupError::Other(format!("metrics: {e}")))?,
         };
         let orders = OrderHandle::start(deps.clone(), config.actors.runtime(), &runtime_metrics);
         let payments = PaymentHandle::start(
-            deps,
+            deps.clone(),
             orders.clone(),
             config.actors.runtime(),
             &runtime_metrics,
@@ -167,7 +176,7 @@ impl AppState {
         let limits =
             crate::limits::Limits::new(config.rate_limit.clone(), redis.clone(), &metrics.registry)
                 .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
-        let checkout = Checkout::new(carts.clone(), orders.clone(), payments.clone());
+        let checkout = Checkout::new(carts.clone(), orders.clone(), payments.clone(), deps);
         Ok(AppState {
             auth: Authenticator::new(
                 Arc::clone(&tokens),

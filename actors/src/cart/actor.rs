@@ -1,21 +1,36 @@
 //! `CartActor`: one per user, a thin shell over [`CartState`]: it loads the cart on its first
 //! turn, checks the product when a change needs it, writes through with a version check, and
-//! only then replies. Turns never interleave (`AtomicResponse`).
+//! only then replies. Turns never interleave (`AtomicResponse`). A checkout is one turn too: the
+//! cart is placed as an order and emptied in one transaction, so a line added meanwhile waits
+//! for the next turn and stays in the cart.
 
 use actix::{Actor, Context, Handler};
 
 use mall_db::repo::carts::{self, WriteOutcome};
+use mall_db::repo::placements::{PlaceError, Placed, Placement};
 use mall_db::{Db, clock};
 
 use super::error::CartError;
+use super::messages::CheckOut;
 use super::state::{CartOp, CartState};
+use crate::checkout::CheckoutError;
+use crate::placement::Placer;
 use crate::runtime::turn;
 use crate::runtime::{Call, Entity, KindMetrics};
+
+/// What every cart actor needs.
+#[derive(Clone)]
+pub struct CartDeps {
+    /// The database.
+    pub db: Db,
+    /// Places the orders of checkouts.
+    pub placer: Placer,
+}
 
 /// The cart of one user.
 pub struct CartActor {
     user_id: i64,
-    db: Db,
+    deps: CartDeps,
     // None until loaded, and again after a failure that may have left it stale.
     state: Option<CartState>,
     metrics: KindMetrics,
@@ -27,13 +42,13 @@ impl Actor for CartActor {
 
 impl Entity for CartActor {
     type Key = i64;
-    type Deps = Db;
+    type Deps = CartDeps;
     const KIND: &'static str = "cart";
 
-    fn activate(user_id: i64, db: Db, metrics: KindMetrics) -> Self {
+    fn activate(user_id: i64, deps: CartDeps, metrics: KindMetrics) -> Self {
         CartActor {
             user_id,
-            db,
+            deps,
             state: None,
             metrics,
         }
@@ -56,13 +71,40 @@ impl Handler<Call<CartOp>> for CartActor {
                 "the caller stopped waiting".into(),
             )));
         }
-        let (db, user_id, cached, op) =
-            (self.db.clone(), self.user_id, self.state.clone(), call.cmd);
+        let (db, user_id, cached, op) = (
+            self.deps.db.clone(),
+            self.user_id,
+            self.state.clone(),
+            call.cmd,
+        );
         turn::atomic(
             self,
             call.sent_at,
             &self.metrics,
             execute(db, user_id, cached, op),
+            |(keep, reply), act: &mut Self, _ctx| {
+                act.state = keep;
+                reply
+            },
+        )
+    }
+}
+
+impl Handler<Call<CheckOut>> for CartActor {
+    type Result = actix::AtomicResponse<Self, Result<Placed, CheckoutError>>;
+
+    fn handle(&mut self, call: Call<CheckOut>, _ctx: &mut Context<Self>) -> Self::Result {
+        if call.is_stale() {
+            return turn::refuse(Err(CheckoutError::Cart(CartError::Unavailable(
+                "the caller stopped waiting".into(),
+            ))));
+        }
+        let (deps, user_id, cached) = (self.deps.clone(), self.user_id, self.state.clone());
+        turn::atomic(
+            self,
+            call.sent_at,
+            &self.metrics,
+            check_out(deps, user_id, cached, call.cmd),
             |(keep, reply), act: &mut Self, _ctx| {
                 act.state = keep;
                 reply
@@ -132,5 +174,59 @@ async fn execute(
         Err(CartError::Unavailable(
             "the cart kept changing under this write".into(),
         )),
+    )
+}
+
+/// A checkout's turn: the state to keep cached (None: reload next time) and the reply.
+async fn check_out(
+    deps: CartDeps,
+    user_id: i64,
+    cached: Option<CartState>,
+    cmd: CheckOut,
+) -> (Option<CartState>, Result<Placed, CheckoutError>) {
+    let mut state = match cached {
+        Some(s) => s,
+        None => match load(&deps.db, user_id).await {
+            Ok(s) => s,
+            Err(e) => return (None, Err(e.into())),
+        },
+    };
+    // As for writes: a cart changed by another writer is reloaded and checked out once more.
+    for _ in 0..2 {
+        let Some((cart_version, lines)) = state.to_order() else {
+            return (Some(state), Err(CheckoutError::CartEmpty));
+        };
+        let placement = Placement {
+            order: cmd.order.clone(),
+            lines,
+            now: cmd.now,
+            idem: cmd.idem.clone(),
+            checkout: Some(mall_db::repo::placements::CheckoutPart {
+                cart_version,
+                session_id: cmd.session_id,
+                session_expires_at: cmd.session_expires_at,
+                charge: cmd.charge.clone(),
+            }),
+        };
+        match deps.placer.place(placement).await {
+            Ok(placed) => {
+                let version = placed.cart_version.unwrap_or(cart_version + 1);
+                return (Some(CartState::emptied(version, cmd.now)), Ok(placed));
+            }
+            Err(PlaceError::CartChanged) => match load(&deps.db, user_id).await {
+                Ok(fresh) => state = fresh,
+                Err(e) => return (None, Err(e.into())),
+            },
+            Err(e @ (PlaceError::ProductNotFound(_) | PlaceError::InsufficientStock { .. })) => {
+                return (Some(state), Err(CheckoutError::Order(e.into())));
+            }
+            Err(e) => return (None, Err(CheckoutError::Order(e.into()))),
+        }
+    }
+    (
+        None,
+        Err(CheckoutError::Cart(CartError::Unavailable(
+            "the cart kept changing under this checkout".into(),
+        ))),
     )
 }

@@ -9,9 +9,14 @@ use time::PrimitiveDateTime;
 use mall_db::Db;
 use mall_db::repo::carts;
 
-use super::actor::CartActor;
+use mall_db::repo::placements::Placed;
+
+use super::actor::{CartActor, CartDeps};
 use super::error::CartError;
+use super::messages::CheckOut;
 use super::state::{CartOp, CartState};
+use crate::checkout::CheckoutError;
+use crate::placement::Placer;
 use crate::runtime::{Registry, RuntimeConfig, RuntimeMetrics};
 
 /// One priced line.
@@ -52,9 +57,19 @@ pub struct CartHandle {
 }
 
 impl CartHandle {
-    /// Starts the cart registry (inside an actix `System`) and its passivation timer.
-    pub fn start(db: Db, config: RuntimeConfig, metrics: &RuntimeMetrics) -> CartHandle {
-        let registry = Registry::new(db.clone(), config, metrics);
+    /// Starts the cart registry (inside an actix `System`) and its passivation timer; checkouts
+    /// place their orders through `placer`.
+    pub fn start(
+        db: Db,
+        placer: Placer,
+        config: RuntimeConfig,
+        metrics: &RuntimeMetrics,
+    ) -> CartHandle {
+        let deps = CartDeps {
+            db: db.clone(),
+            placer,
+        };
+        let registry = Registry::new(deps, config, metrics);
         registry.spawn_passivator();
         CartHandle { registry, db }
     }
@@ -119,9 +134,12 @@ impl CartHandle {
         self.run(user_id, CartOp::Remove { product_id }).await
     }
 
-    /// Takes what an order bought out of the cart (lines added meanwhile stay).
-    pub async fn take(&self, user_id: i64, lines: Vec<(i64, i32)>) -> Result<CartView, CartError> {
-        self.run(user_id, CartOp::Take { lines }).await
+    /// Checks the user's cart out (see [`CheckOut`]).
+    pub async fn check_out(&self, user_id: i64, cmd: CheckOut) -> Result<Placed, CheckoutError> {
+        self.registry
+            .call(&user_id, cmd)
+            .await
+            .map_err(|e| CheckoutError::Cart(e.into()))?
     }
 
     /// Empties the cart.

@@ -1,6 +1,7 @@
 //! The cart's rules as a plain value with no I/O: what each operation changes, or why it is refused.
 
 use mall_db::repo::carts::{LineWrite, StoredCart, StoredLine};
+use mall_db::repo::orders::WantedLine;
 use time::PrimitiveDateTime;
 
 use super::error::CartError;
@@ -49,12 +50,6 @@ pub enum CartOp {
     },
     /// Remove every line.
     Clear,
-    /// Take what an order bought out of the cart: each line loses the ordered quantity and
-    /// disappears at zero; lines added (or raised) meanwhile keep the rest.
-    Take {
-        /// `(product_id, quantity)` pairs.
-        lines: Vec<(i64, i32)>,
-    },
     /// Panics the actor (fault injection for tests).
     #[cfg(feature = "testing")]
     Crash,
@@ -181,26 +176,35 @@ impl CartState {
                 None => Err(CartError::LineNotFound),
             },
             CartOp::Clear => plan(vec![LineWrite::DeleteAll], None),
-            CartOp::Take { lines } => {
-                let writes = lines
-                    .iter()
-                    .filter_map(|&(product_id, quantity)| {
-                        self.line(product_id).map(|l| {
-                            if l.quantity <= quantity {
-                                LineWrite::Delete(product_id)
-                            } else {
-                                LineWrite::Upsert(StoredLine {
-                                    quantity: l.quantity - quantity,
-                                    ..*l
-                                })
-                            }
-                        })
-                    })
-                    .collect();
-                plan(writes, None)
-            }
             #[cfg(feature = "testing")]
             CartOp::Crash => Ok(None),
+        }
+    }
+
+    /// What a checkout of this cart orders: the version it was read at and every line, in the
+    /// order they were added. `None` when there is nothing to order.
+    pub fn to_order(&self) -> Option<(i64, Vec<WantedLine>)> {
+        let version = self.version?;
+        if self.lines.is_empty() {
+            return None;
+        }
+        let lines = self
+            .lines
+            .iter()
+            .map(|l| WantedLine {
+                product_id: l.product_id,
+                quantity: l.quantity,
+            })
+            .collect();
+        Some((version, lines))
+    }
+
+    /// The state after a checkout placed every line and emptied the cart as `version` at `now`.
+    pub fn emptied(version: i64, now: PrimitiveDateTime) -> CartState {
+        CartState {
+            version: Some(version),
+            updated_at: Some(now),
+            lines: Vec::new(),
         }
     }
 
@@ -465,9 +469,11 @@ mod tests {
     }
 
     #[test]
-    fn take_removes_only_what_was_ordered() {
-        let mut s = CartState::absent();
-        for (p, q) in [(1, 2), (2, 5), (3, 1)] {
+    fn a_checkout_orders_every_line_and_leaves_the_cart_empty() {
+        assert_eq!(CartState::absent().to_order(), None);
+        let mut s = run(&CartState::absent(), CartOp::Create).unwrap();
+        assert_eq!(s.to_order(), None, "an empty cart orders nothing");
+        for (p, q) in [(30, 2), (10, 5)] {
             s = run(
                 &s,
                 CartOp::Add {
@@ -477,24 +483,27 @@ mod tests {
             )
             .unwrap();
         }
-        // Ordered 2 of #1 and 3 of #2; #2 had been raised to 5 meanwhile; #9 is not in the cart.
-        let s = run(
-            &s,
-            CartOp::Take {
-                lines: vec![(1, 2), (2, 3), (9, 1)],
+        let (version, lines) = s.to_order().unwrap();
+        assert_eq!(Some(version), s.version);
+        let wanted: Vec<(i64, i32)> = lines.iter().map(|l| (l.product_id, l.quantity)).collect();
+        assert_eq!(
+            wanted,
+            vec![(30, 2), (10, 5)],
+            "in the order they were added"
+        );
+        let after = CartState::emptied(version + 1, now());
+        assert!(after.lines.is_empty());
+        assert_eq!(after.version, Some(version + 1));
+        // Lines added after the checkout start from the first position again.
+        let again = run(
+            &after,
+            CartOp::Add {
+                product_id: 10,
+                quantity: 1,
             },
         )
         .unwrap();
-        assert_eq!(qty(&s, 1), None);
-        assert_eq!(qty(&s, 2), Some(2));
-        assert_eq!(qty(&s, 3), Some(1));
-        let plan = s
-            .plan(&CartOp::Take {
-                lines: vec![(3, 1)],
-            })
-            .unwrap()
-            .unwrap();
-        assert_eq!(plan.requires_live_product, None);
+        assert_eq!(qty(&again, 10), Some(1));
     }
 
     #[test]

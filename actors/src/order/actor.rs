@@ -115,9 +115,10 @@ async fn execute(
     cached: Option<OrderWithItems>,
     cmd: OrderCmd,
 ) -> (Option<OrderWithItems>, OrderReply) {
-    let order = match cached {
-        Some(o) => o,
-        None => match load(&deps, id).await {
+    let order = match (cached, &cmd) {
+        (Some(o), _) => o,
+        (None, OrderCmd::Prime(placed)) => (**placed).clone(),
+        (None, _) => match load(&deps, id).await {
             Ok(Some(o)) => o,
             Ok(None) => return (None, Err(OrderError::NotFound)),
             Err(e) => return (None, Err(e)),
@@ -180,7 +181,7 @@ async fn run(
             status.on(OrderEvent::Cancel(reason))?;
             cancel(deps, order, reason, now).await
         }
-        OrderCmd::Wake => {
+        OrderCmd::Wake | OrderCmd::Prime(_) => {
             if is_due(status, order.0.expires_at, now) {
                 cancel(deps, order, CancelReason::Expired, now).await
             } else {

@@ -45,19 +45,22 @@ impl From<RuntimeError> for OrderError {
     }
 }
 
-impl From<mall_db::repo::orders::CreateError> for OrderError {
-    fn from(e: mall_db::repo::orders::CreateError) -> Self {
-        use mall_db::repo::orders::CreateError;
+impl From<mall_db::repo::placements::PlaceError> for OrderError {
+    fn from(e: mall_db::repo::placements::PlaceError) -> Self {
+        use mall_db::repo::placements::PlaceError;
         match e {
-            CreateError::ProductNotFound(id) => OrderError::ProductNotFound(id),
-            CreateError::InsufficientStock {
+            PlaceError::ProductNotFound(id) => OrderError::ProductNotFound(id),
+            PlaceError::InsufficientStock {
                 product_id,
                 available,
             } => OrderError::InsufficientStock {
                 product_id,
                 available,
             },
-            CreateError::Db(db) => db.into(),
+            PlaceError::CartChanged => {
+                OrderError::Unavailable("the cart changed during the checkout; retry".into())
+            }
+            PlaceError::Db(db) => db.into(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use mall_db::clock;
 use mall_db::models::PaymentRow;
 use mall_db::repo::orders::{self, IdempotencyBinding, NewOrder, OrderWithItems, WantedLine};
+use mall_db::repo::placements::{Placed, Placement};
 use mall_db::repo::{Page, payments};
 
 use super::actor::OrderActor;
@@ -44,7 +45,7 @@ impl OrderHandle {
     }
 
     /// Places an order: takes the stock of every line at once or not at all, copies prices,
-    /// sets the deadline, and wakes the order's actor so its timer is armed.
+    /// and sets the deadline (through the placement desk, which batches concurrent orders).
     pub async fn create(
         &self,
         user_id: i64,
@@ -54,31 +55,48 @@ impl OrderHandle {
         idem: Option<IdempotencyBinding>,
     ) -> Result<OrderWithItems, OrderError> {
         let now = clock::now();
-        let order = NewOrder {
-            id: self.deps.ids.next_id(),
-            user_id,
-            address,
-            note,
-            expires_at: deadline(now, self.deps.order_timeout),
+        let placement = Placement {
+            order: NewOrder {
+                id: self.deps.ids.next_id(),
+                user_id,
+                address,
+                note,
+                expires_at: deadline(now, self.deps.order_timeout),
+            },
+            lines: lines.to_vec(),
+            now,
+            idem,
+            checkout: None,
         };
-        let created = {
-            let mut conn = self.deps.db.write().await?;
-            orders::create(&mut conn, order, lines, now, idem).await?
-        };
+        let placed = self.deps.placer.place(placement).await?;
+        self.placed(&placed).await;
+        Ok(placed.order)
+    }
+
+    /// What follows an order's placement (here or by checkout): it is counted, the stock hook
+    /// hears which products changed, and a pending order's actor gets the order as its state (no
+    /// read) and arms the deadline timer. If that last step fails, the sweeper arms it.
+    pub async fn placed(&self, placed: &Placed) {
+        let order = &placed.order;
         self.deps.outcomes.order("created");
+        if order.0.status == orders::status::PAID {
+            self.deps.outcomes.order("paid");
+        }
         self.deps
-            .stock_changed(created.1.iter().map(|i| i.product_id).collect());
+            .stock_changed(order.1.iter().map(|i| i.product_id).collect());
         tracing::info!(
-            order_id = created.0.id,
-            user_id,
-            total_cents = created.0.total_cents,
+            order_id = order.0.id,
+            user_id = order.0.user_id,
+            total_cents = order.0.total_cents,
+            status = %order.0.status,
             "order placed"
         );
-        // Arm the deadline now; if this fails the sweeper will.
-        if let Err(e) = self.registry.call(&created.0.id, OrderCmd::Wake).await {
-            tracing::warn!(order_id = created.0.id, error = %e, "order actor not woken; the sweeper will");
+        if order.0.status == orders::status::PENDING {
+            let prime = OrderCmd::Prime(Box::new(order.clone()));
+            if let Err(e) = self.registry.call(&order.0.id, prime).await {
+                tracing::warn!(order_id = order.0.id, error = %e, "order actor not primed; the sweeper will wake it");
+            }
         }
-        Ok(created)
     }
 
     async fn call(

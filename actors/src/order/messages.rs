@@ -42,6 +42,8 @@ pub enum OrderCmd {
     },
     /// Arm the deadline timer, or cancel the order as expired if the deadline has passed.
     Wake,
+    /// A just-placed order: keep it as the actor's state (no read), then as `Wake`.
+    Prime(Box<OrderWithItems>),
 }
 
 /// The order after the command (and the settled payment, for `Pay`).

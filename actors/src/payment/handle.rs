@@ -66,24 +66,39 @@ impl PaymentHandle {
             let mut conn = self.deps.db.write().await?;
             payments::open(&mut conn, id, order_id, user_id, now, expires_at, idem).await?
         };
-        let (row, created) = match opened {
+        match opened {
             Opened::Created(row) => {
-                self.deps.outcomes.payment("opened");
-                (row, true)
+                self.opened(&row).await;
+                Ok((row, true))
             }
-            Opened::Existing(row) => (row, false),
-            Opened::NoSuchOrder => return Err(PaymentError::NotFound),
-            Opened::NotPayable => {
-                return Err(PaymentError::InvalidState(
-                    "the order is not awaiting payment".into(),
-                ));
-            }
-        };
-        // Arm the session's deadline now; if this fails the sweeper will.
+            Opened::Existing(row) => Ok((row, false)),
+            Opened::NoSuchOrder => Err(PaymentError::NotFound),
+            Opened::NotPayable => Err(PaymentError::InvalidState(
+                "the order is not awaiting payment".into(),
+            )),
+        }
+    }
+
+    /// What follows a session's opening (here or by checkout, which may have charged it at
+    /// once): it is counted, and a pending session's actor arms the deadline timer. If that
+    /// fails, the sweeper arms it.
+    pub async fn opened(&self, row: &PaymentRow) {
+        self.deps.outcomes.payment("opened");
+        if row.status == payments::status::SUCCEEDED {
+            self.deps.outcomes.payment("succeeded");
+            tracing::info!(
+                payment_id = row.id,
+                order_id = row.order_id,
+                "payment succeeded"
+            );
+            return;
+        }
+        if row.last_error.is_some() {
+            self.deps.outcomes.payment("declined");
+        }
         if let Err(e) = self.registry.call(&row.id, PaymentCmd::Wake).await {
             tracing::warn!(payment_id = row.id, error = %e, "payment actor not woken; the sweeper will");
         }
-        Ok((row, created))
     }
 
     /// One of the user's sessions.

@@ -9,6 +9,8 @@ use crate::schema::{order_items, orders, payments};
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orders)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+// None is NULL, not DEFAULT: SQLite takes multi-row inserts only without DEFAULT.
+#[diesel(treat_none_as_default_value = false)]
 pub struct OrderRow {
     /// Application-generated id.
     pub id: i64,
@@ -42,6 +44,8 @@ pub struct OrderRow {
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = order_items)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+// None is NULL, not DEFAULT: SQLite takes multi-row inserts only without DEFAULT.
+#[diesel(treat_none_as_default_value = false)]
 pub struct OrderItemRow {
     /// The order.
     pub order_id: i64,
@@ -63,6 +67,8 @@ pub struct OrderItemRow {
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = payments)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+// None is NULL, not DEFAULT: SQLite takes multi-row inserts only without DEFAULT.
+#[diesel(treat_none_as_default_value = false)]
 pub struct PaymentRow {
     /// Application-generated id.
     pub id: i64,

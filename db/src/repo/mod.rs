@@ -4,6 +4,7 @@ pub mod carts;
 pub mod idempotency;
 pub mod orders;
 pub mod payments;
+pub mod placements;
 pub mod products;
 pub mod roles;
 pub mod sessions;

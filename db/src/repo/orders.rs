@@ -1,5 +1,5 @@
-//! Orders: creation that takes stock all or nothing, reads, detail changes, cancellation that
-//! gives stock back, and the deadlines the sweeper looks for.
+//! Orders: reads, detail changes, cancellation that gives stock back, and the deadlines the
+//! sweeper looks for. Orders are created by [`placements`](super::placements).
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -49,31 +49,6 @@ pub struct NewOrder {
     pub expires_at: PrimitiveDateTime,
 }
 
-/// Why an order could not be created.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    /// A line names a product that does not exist or was deleted.
-    #[error("product {0} not found")]
-    ProductNotFound(i64),
-    /// A line wants more than there is.
-    #[error("product {product_id}: only {available} available")]
-    InsufficientStock {
-        /// The product short of stock.
-        product_id: i64,
-        /// What it has.
-        available: i64,
-    },
-    /// The database failed.
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
-impl From<diesel::result::Error> for CreateError {
-    fn from(e: diesel::result::Error) -> Self {
-        CreateError::Db(e.into())
-    }
-}
-
 /// A key to bind to what a request created, inside the same transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyBinding {
@@ -81,90 +56,6 @@ pub struct IdempotencyBinding {
     pub user_id: i64,
     /// The `Idempotency-Key`.
     pub key: String,
-}
-
-/// Creates the order: takes the stock of every line with one conditional update each (in
-/// product-id order, so concurrent orders lock rows in the same order), copies names and prices,
-/// and binds `idem` to it — all in one transaction, so a shortfall changes nothing.
-pub async fn create(
-    conn: &mut DbConn,
-    order: NewOrder,
-    lines: &[WantedLine],
-    now: PrimitiveDateTime,
-    idem: Option<IdempotencyBinding>,
-) -> Result<OrderWithItems, CreateError> {
-    let mut sorted: Vec<WantedLine> = lines.to_vec();
-    sorted.sort_by_key(|l| l.product_id);
-    with_conn!(conn, c => c.transaction(async |c| {
-        for line in &sorted {
-            let q = i64::from(line.quantity);
-            let taken = diesel::update(
-                products::table
-                    .find(line.product_id)
-                    .filter(products::deleted_at.is_null())
-                    .filter(products::stock.ge(q)),
-            )
-            .set(products::stock.eq(products::stock - q))
-            .execute(c)
-            .await?;
-            if taken == 0 {
-                let found: Option<(i64, bool)> = products::table
-                    .find(line.product_id)
-                    .select((products::stock, products::deleted_at.is_not_null()))
-                    .first(c)
-                    .await
-                    .optional()?;
-                return Err(match found {
-                    Some((available, false)) => CreateError::InsufficientStock { product_id: line.product_id, available },
-                    _ => CreateError::ProductNotFound(line.product_id),
-                });
-            }
-        }
-        let ids: Vec<i64> = sorted.iter().map(|l| l.product_id).collect();
-        let priced: Vec<(i64, String, i64)> = products::table
-            .filter(products::id.eq_any(ids))
-            .select((products::id, products::name, products::price_cents))
-            .load(c)
-            .await?;
-        let mut items = Vec::with_capacity(lines.len());
-        for (i, line) in lines.iter().enumerate() {
-            let Some((_, name, price)) = priced.iter().find(|(id, _, _)| *id == line.product_id) else {
-                return Err(CreateError::ProductNotFound(line.product_id));
-            };
-            items.push(OrderItemRow {
-                order_id: order.id,
-                position: i32::try_from(i).unwrap_or(i32::MAX),
-                product_id: line.product_id,
-                name: name.clone(),
-                unit_price_cents: *price,
-                quantity: line.quantity,
-                line_total_cents: price.saturating_mul(i64::from(line.quantity)),
-            });
-        }
-        let row = OrderRow {
-            id: order.id,
-            user_id: order.user_id,
-            status: status::PENDING.to_owned(),
-            total_cents: items.iter().map(|i| i.line_total_cents).fold(0i64, i64::saturating_add),
-            address: order.address.clone(),
-            note: order.note.clone(),
-            created_at: now,
-            updated_at: now,
-            expires_at: order.expires_at,
-            paid_at: None,
-            cancelled_at: None,
-            cancel_reason: None,
-            version: 1,
-        };
-        diesel::insert_into(orders::table).values(&row).execute(c).await?;
-        for item in &items {
-            diesel::insert_into(order_items::table).values(item).execute(c).await?;
-        }
-        if let Some(b) = &idem {
-            super::idempotency::bind!(c, b, format!("order:{}", row.id))?;
-        }
-        Ok((row, items))
-    }).await)
 }
 
 /// The order and its lines.

@@ -28,6 +28,7 @@ macro_rules! on_both_backends {
 mod common;
 mod idempotency;
 mod migrations;
+mod placements;
 mod roles;
 mod sessions;
 mod users;

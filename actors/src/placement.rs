@@ -1,0 +1,206 @@
+//! The placement desk: every new order (from `POST /orders` and from checkout) is placed here, in
+//! batches. Each lane is a task that takes every placement waiting for it, places them in one
+//! transaction ([`placements::place`]), and answers each caller. While a batch commits the next
+//! one gathers, so batches grow with the load by themselves, and an idle lane places a lone
+//! order at once: nobody waits for a batch to fill.
+//!
+//! An order goes to the lane of its lowest product id, so the buyers of one hot product share a
+//! lane and its batches; lanes run side by side on PostgreSQL (SQLite has one writer anyway).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
+use tokio::sync::{mpsc, oneshot};
+
+use mall_db::repo::placements::{self, PlaceError, Placed, Placement};
+use mall_db::{Db, DbError};
+
+/// How the desk is laid out.
+#[derive(Debug, Clone)]
+pub struct PlacementConfig {
+    /// Lanes placing batches side by side (at least 1).
+    pub lanes: usize,
+    /// Most orders in one transaction (1: no batching).
+    pub max_batch: usize,
+    /// How long a caller waits for its placement before giving up (503).
+    pub timeout: Duration,
+    /// Placements a lane holds waiting before callers wait to hand theirs in.
+    pub queue: usize,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        PlacementConfig {
+            lanes: 4,
+            max_batch: 64,
+            timeout: Duration::from_secs(5),
+            queue: 4096,
+        }
+    }
+}
+
+/// `order_placement_batch_size` (orders per transaction) and `order_placements_waiting`.
+#[derive(Clone)]
+struct PlacementMetrics {
+    batch: Histogram,
+    waiting: IntGauge,
+}
+
+impl PlacementMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let batch = Histogram::with_opts(
+            HistogramOpts::new(
+                "order_placement_batch_size",
+                "Orders placed per database transaction",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?;
+        let waiting = IntGauge::new(
+            "order_placements_waiting",
+            "Placements handed in and not yet taken into a batch",
+        )?;
+        registry.register(Box::new(batch.clone()))?;
+        registry.register(Box::new(waiting.clone()))?;
+        Ok(PlacementMetrics { batch, waiting })
+    }
+}
+
+struct Job {
+    placement: Placement,
+    answer_by: Instant,
+    reply: oneshot::Sender<Result<Placed, PlaceError>>,
+}
+
+/// Hands placements to the lanes; cheap to clone.
+#[derive(Clone)]
+pub struct Placer {
+    lanes: Arc<Vec<mpsc::Sender<Job>>>,
+    timeout: Duration,
+    metrics: PlacementMetrics,
+}
+
+fn unavailable(why: &str) -> PlaceError {
+    PlaceError::Db(DbError::Unavailable(why.to_owned()))
+}
+
+impl Placer {
+    /// Starts the lanes on the current actix arbiter (call inside an actix `System`).
+    pub fn start(
+        db: Db,
+        config: PlacementConfig,
+        registry: &Registry,
+    ) -> Result<Placer, prometheus::Error> {
+        let metrics = PlacementMetrics::new(registry)?;
+        let lanes = (0..config.lanes.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(config.queue.max(1));
+                actix::spawn(run_lane(
+                    db.clone(),
+                    rx,
+                    config.max_batch.max(1),
+                    metrics.clone(),
+                ));
+                tx
+            })
+            .collect();
+        Ok(Placer {
+            lanes: Arc::new(lanes),
+            timeout: config.timeout,
+            metrics,
+        })
+    }
+
+    fn lane_of(&self, placement: &Placement) -> &mpsc::Sender<Job> {
+        let first = placement
+            .lines
+            .iter()
+            .map(|l| l.product_id)
+            .min()
+            .unwrap_or(0);
+        // Fibonacci hashing spreads time-ordered ids evenly over the lanes.
+        let h = (first as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        &self.lanes[(h % self.lanes.len() as u64) as usize]
+    }
+
+    /// Places one order (with its checkout part, if any) and waits for the answer. Giving up
+    /// after the timeout answers `Unavailable`; a placement not yet taken into a batch by then is
+    /// dropped, one already in a transaction may still commit (an `Idempotency-Key` tells).
+    pub async fn place(&self, placement: Placement) -> Result<Placed, PlaceError> {
+        let answer_by = Instant::now() + self.timeout;
+        let (reply, answer) = oneshot::channel();
+        let lane = self.lane_of(&placement);
+        let job = Job {
+            placement,
+            answer_by,
+            reply,
+        };
+        self.metrics.waiting.inc();
+        match tokio::time::timeout_at(answer_by.into(), lane.send(job)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                self.metrics.waiting.dec();
+                return Err(unavailable("the placement desk stopped"));
+            }
+            Err(_) => {
+                self.metrics.waiting.dec();
+                return Err(unavailable("timed out handing in the order"));
+            }
+        }
+        match tokio::time::timeout_at(answer_by.into(), answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(unavailable("the order was not placed")),
+            Err(_) => Err(unavailable("timed out waiting for the order to be placed")),
+        }
+    }
+
+    /// Placements handed in and not yet taken into a batch (for tests and metrics).
+    pub fn waiting(&self) -> i64 {
+        self.metrics.waiting.get()
+    }
+}
+
+/// One lane: batch after batch until every `Placer` is dropped.
+async fn run_lane(
+    db: Db,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    metrics: PlacementMetrics,
+) {
+    let mut jobs = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut jobs, max_batch).await > 0 {
+        metrics.waiting.sub(jobs.len() as i64);
+        // A caller that gave up was answered 503 already: do not place its order behind its back.
+        let now = Instant::now();
+        jobs.retain(|j| !j.reply.is_closed() && now < j.answer_by);
+        if jobs.is_empty() {
+            continue;
+        }
+        let (batch, replies): (Vec<Placement>, Vec<_>) =
+            jobs.drain(..).map(|j| (j.placement, j.reply)).unzip();
+        metrics.batch.observe(batch.len() as f64);
+        let placed = std::panic::AssertUnwindSafe(place_batch(&db, &batch))
+            .catch_unwind()
+            .await;
+        match placed {
+            Ok(answers) => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+            }
+            // A bug: its callers learn through their dropped replies; the lane goes on.
+            Err(_) => tracing::error!(orders = batch.len(), "placing a batch panicked"),
+        }
+    }
+}
+
+async fn place_batch(db: &Db, batch: &[Placement]) -> Vec<Result<Placed, PlaceError>> {
+    match db.write().await {
+        Ok(mut conn) => placements::place(&mut conn, batch).await,
+        Err(e) => {
+            let why = e.to_string();
+            batch.iter().map(|_| Err(unavailable(&why))).collect()
+        }
+    }
+}
