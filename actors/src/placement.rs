@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use prometheus::{Histogram, HistogramOpts, IntGauge, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use tokio::sync::{mpsc, oneshot};
 
 use mall_db::repo::placements::{self, PlaceError, Placed, Placement};
@@ -41,11 +41,13 @@ impl Default for PlacementConfig {
     }
 }
 
-/// `order_placement_batch_size` (orders per transaction) and `order_placements_waiting`.
+/// `order_placement_batch_size` (orders per transaction), `order_placements_waiting` and
+/// `order_placements_total` (handed in).
 #[derive(Clone)]
 struct PlacementMetrics {
     batch: Histogram,
     waiting: IntGauge,
+    handed_in: IntCounter,
 }
 
 impl PlacementMetrics {
@@ -61,9 +63,18 @@ impl PlacementMetrics {
             "order_placements_waiting",
             "Placements handed in and not yet taken into a batch",
         )?;
+        let handed_in = IntCounter::new(
+            "order_placements_total",
+            "Placements handed in to the placement desk",
+        )?;
         registry.register(Box::new(batch.clone()))?;
         registry.register(Box::new(waiting.clone()))?;
-        Ok(PlacementMetrics { batch, waiting })
+        registry.register(Box::new(handed_in.clone()))?;
+        Ok(PlacementMetrics {
+            batch,
+            waiting,
+            handed_in,
+        })
     }
 }
 
@@ -138,7 +149,7 @@ impl Placer {
         };
         self.metrics.waiting.inc();
         match tokio::time::timeout_at(answer_by.into(), lane.send(job)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => self.metrics.handed_in.inc(),
             Ok(Err(_)) => {
                 self.metrics.waiting.dec();
                 return Err(unavailable("the placement desk stopped"));
@@ -155,9 +166,9 @@ impl Placer {
         }
     }
 
-    /// Placements handed in and not yet taken into a batch (for tests and metrics).
-    pub fn waiting(&self) -> i64 {
-        self.metrics.waiting.get()
+    /// Placements handed in so far.
+    pub fn handed_in(&self) -> u64 {
+        self.metrics.handed_in.get()
     }
 }
 
@@ -171,7 +182,9 @@ async fn run_lane(
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         metrics.waiting.sub(jobs.len() as i64);
-        // A caller that gave up was answered 503 already: do not place its order behind its back.
+        let conn = db.write().await;
+        // Only now, with the connection in hand: a caller that gave up meanwhile was answered
+        // 503 already, and its order must not be placed behind its back.
         let now = Instant::now();
         jobs.retain(|j| !j.reply.is_closed() && now < j.answer_by);
         if jobs.is_empty() {
@@ -180,10 +193,18 @@ async fn run_lane(
         let (batch, replies): (Vec<Placement>, Vec<_>) =
             jobs.drain(..).map(|j| (j.placement, j.reply)).unzip();
         metrics.batch.observe(batch.len() as f64);
-        let placed = std::panic::AssertUnwindSafe(place_batch(&db, &batch))
-            .catch_unwind()
-            .await;
-        match placed {
+        let answers = match conn {
+            Ok(mut conn) => {
+                std::panic::AssertUnwindSafe(placements::place(&mut conn, &batch))
+                    .catch_unwind()
+                    .await
+            }
+            Err(e) => {
+                let why = e.to_string();
+                Ok(batch.iter().map(|_| Err(unavailable(&why))).collect())
+            }
+        };
+        match answers {
             Ok(answers) => {
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(answer);
@@ -191,16 +212,6 @@ async fn run_lane(
             }
             // A bug: its callers learn through their dropped replies; the lane goes on.
             Err(_) => tracing::error!(orders = batch.len(), "placing a batch panicked"),
-        }
-    }
-}
-
-async fn place_batch(db: &Db, batch: &[Placement]) -> Vec<Result<Placed, PlaceError>> {
-    match db.write().await {
-        Ok(mut conn) => placements::place(&mut conn, batch).await,
-        Err(e) => {
-            let why = e.to_string();
-            batch.iter().map(|_| Err(unavailable(&why))).collect()
         }
     }
 }
