@@ -1,42 +1,43 @@
--- The SQL of one whole purchase as the mall runs it (add to cart, checkout, open a payment
--- session, confirm), one transaction per step as the actors commit them. Run with
+-- The SQL of one whole purchase as the mall runs it for mall-load's checkout scenario, statement
+-- for statement: two cart adds (each: the product check, the cart actor's version-checked write,
+-- the priced answer), then the checkout: one transaction that locks the products, empties the
+-- cart, takes the stock, and writes the order, its lines and its succeeded payment session
+-- (the card is approved). Three commits. Run with
 --   pgbench -n -f benches/pgbench/purchase.sql -c 32 -j 2 -T 20 mall_ceiling
--- Ids are random 62-bit numbers (collisions are negligible), the product one of 1000.
-\set pid random(1, 1000)
+-- Each client is its own user; ids are random 62-bit numbers (collisions are negligible).
+\set uid :client_id + 1
+\set p1 random(1, 500)
+\set p2 random(501, 1000)
 \set oid random(1000000, 4611686018427387903)
 \set pay random(1000000, 4611686018427387903)
--- add to cart: the cart actor's version-checked write
+-- add to cart, first line
+SELECT count(*) FROM products WHERE id = :p1 AND deleted_at IS NULL;
 BEGIN;
-SELECT count(*) FROM products WHERE id = :pid AND deleted_at IS NULL;
-UPDATE carts SET version = version + 1, updated_at = now() WHERE user_id = 1;
-INSERT INTO cart_lines (user_id, product_id, quantity, position) VALUES (1, :pid, 1, :oid)
-  ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = 1;
+UPDATE carts SET version = version + 1, updated_at = now() WHERE user_id = :uid AND version > 0;
+UPDATE cart_lines SET quantity = 1, position = 1 WHERE user_id = :uid AND product_id = :p1;
+INSERT INTO cart_lines (user_id, product_id, quantity, position) VALUES (:uid, :p1, 1, 1);
 COMMIT;
--- checkout: take the stock, copy the price, create the order
+SELECT id, name, price_cents, deleted_at IS NOT NULL FROM products WHERE id IN (:p1);
+-- add to cart, second line
+SELECT count(*) FROM products WHERE id = :p2 AND deleted_at IS NULL;
 BEGIN;
-UPDATE products SET stock = stock - 1 WHERE id = :pid AND deleted_at IS NULL AND stock >= 1;
-SELECT id, name, price_cents FROM products WHERE id = :pid;
-INSERT INTO orders (id, user_id, status, total_cents, address, created_at, updated_at, expires_at)
-  VALUES (:oid, 1, 'pending_payment', 1000, '{}', now(), now(), now() + interval '15 minutes');
+UPDATE carts SET version = version + 1, updated_at = now() WHERE user_id = :uid AND version > 0;
+UPDATE cart_lines SET quantity = 1, position = 2 WHERE user_id = :uid AND product_id = :p2;
+INSERT INTO cart_lines (user_id, product_id, quantity, position) VALUES (:uid, :p2, 1, 2);
+COMMIT;
+SELECT id, name, price_cents, deleted_at IS NOT NULL FROM products WHERE id IN (:p1, :p2);
+-- checkout: one transaction for the order, its session (charged) and the emptied cart
+BEGIN;
+SELECT id, stock, deleted_at IS NOT NULL, name, price_cents FROM products
+  WHERE id IN (:p1, :p2) ORDER BY id FOR NO KEY UPDATE;
+UPDATE carts SET version = version + 1, updated_at = now() WHERE user_id = :uid AND version > 0;
+DELETE FROM cart_lines WHERE user_id IN (:uid);
+UPDATE products SET stock = stock - 1 WHERE id = :p1 AND deleted_at IS NULL AND stock >= 1;
+UPDATE products SET stock = stock - 1 WHERE id = :p2 AND deleted_at IS NULL AND stock >= 1;
+INSERT INTO orders (id, user_id, status, total_cents, address, note, created_at, updated_at, expires_at, paid_at, cancelled_at, cancel_reason, version)
+  VALUES (:oid, :uid, 'paid', 2000, '{}', NULL, now(), now(), now() + interval '15 minutes', now(), NULL, NULL, 1);
 INSERT INTO order_items (order_id, position, product_id, name, unit_price_cents, quantity, line_total_cents)
-  VALUES (:oid, 0, :pid, 'Product', 1000, 1, 1000);
-COMMIT;
--- the cart loses the ordered line
-BEGIN;
-UPDATE carts SET version = version + 1, updated_at = now() WHERE user_id = 1;
-DELETE FROM cart_lines WHERE user_id = 1 AND product_id = :pid;
-COMMIT;
--- open a payment session
-BEGIN;
-SELECT status, total_cents FROM orders WHERE id = :oid AND user_id = 1;
-SELECT id FROM payments WHERE order_id = :oid AND status = 'pending';
-INSERT INTO payments (id, order_id, user_id, amount_cents, status, created_at, updated_at, expires_at)
-  VALUES (:pay, :oid, 1, 1000, 'pending', now(), now(), now() + interval '5 minutes');
-COMMIT;
--- confirm: settle the session and mark the order paid, both conditional
-BEGIN;
-UPDATE payments SET status = 'succeeded', succeeded_at = now(), attempts = attempts + 1, card_last4 = '4242',
-  updated_at = now(), version = version + 1 WHERE id = :pay AND status = 'pending' AND expires_at > now();
-UPDATE orders SET status = 'paid', paid_at = now(), updated_at = now(), version = version + 1
-  WHERE id = :oid AND status = 'pending_payment';
+  VALUES (:oid, 0, :p1, 'Product', 1000, 1, 1000), (:oid, 1, :p2, 'Product', 1000, 1, 1000);
+INSERT INTO payments (id, order_id, user_id, amount_cents, status, card_last4, last_error, attempts, created_at, updated_at, expires_at, succeeded_at, cancelled_at, version)
+  VALUES (:pay, :oid, :uid, 2000, 'succeeded', '4242', NULL, 1, now(), now(), now() + interval '5 minutes', now(), NULL, 1);
 COMMIT;

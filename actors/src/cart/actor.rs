@@ -1,8 +1,8 @@
 //! `CartActor`: one per user, a thin shell over [`CartState`]: it loads the cart on its first
-//! turn, checks the product when a change needs it, writes through with a version check, and
-//! only then replies. Turns never interleave (`AtomicResponse`). A checkout is one turn too: the
-//! cart is placed as an order and emptied in one transaction, so a line added meanwhile waits
-//! for the next turn and stays in the cart.
+//! turn, writes through with a version check (the write itself refuses a line of a deleted or
+//! unknown product), and only then replies. Turns never interleave (`AtomicResponse`). A
+//! checkout is one turn too: the cart is placed as an order and emptied in one transaction, so
+//! a line added meanwhile waits for the next turn and stays in the cart.
 
 use actix::{Actor, Context, Handler};
 
@@ -144,14 +144,10 @@ async fn execute(
         };
         let now = clock::now();
         let written = async {
-            if let Some(product_id) = plan.requires_live_product {
-                let mut conn = db.read().await?;
-                if !carts::product_is_live(&mut conn, product_id).await? {
-                    return Err(CartError::ProductNotFound);
-                }
-            }
             let mut conn = db.write().await?;
-            Ok(carts::write(&mut conn, user_id, state.version, &plan.writes, now).await?)
+            Ok::<_, CartError>(
+                carts::write(&mut conn, user_id, state.version, &plan.writes, now).await?,
+            )
         }
         .await;
         match written {
@@ -163,7 +159,7 @@ async fn execute(
                 Ok(fresh) => state = fresh,
                 Err(e) => return (None, Err(e)),
             },
-            Err(CartError::ProductNotFound) => {
+            Ok(WriteOutcome::ProductGone(_)) => {
                 return (Some(state), Err(CartError::ProductNotFound));
             }
             Err(e) => return (None, Err(e)),

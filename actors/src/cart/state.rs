@@ -55,13 +55,12 @@ pub enum CartOp {
     Crash,
 }
 
-/// What an operation will write: the line changes, and whether it needs the product to be live.
+/// What an operation will write: the line changes. A line is only ever upserted for a product
+/// that is live, which the write itself checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// The line changes, in order.
     pub writes: Vec<LineWrite>,
-    /// The product that must exist (and not be deleted) for the change to be allowed.
-    pub requires_live_product: Option<i64>,
 }
 
 impl CartState {
@@ -98,15 +97,10 @@ impl CartState {
     /// What `op` would write, or why it is refused. `Ok(None)`: nothing to write (a read, or
     /// creating a cart that exists); `Ok(Some(plan))` with no writes still creates the cart.
     pub fn plan(&self, op: &CartOp) -> Result<Option<Plan>, CartError> {
-        let plan = |writes, live| {
-            Ok(Some(Plan {
-                writes,
-                requires_live_product: live,
-            }))
-        };
+        let plan = |writes| Ok(Some(Plan { writes }));
         match op.clone() {
             CartOp::Create | CartOp::Get if self.version.is_some() => Ok(None),
-            CartOp::Create | CartOp::Get => plan(Vec::new(), None),
+            CartOp::Create | CartOp::Get => plan(Vec::new()),
             CartOp::Add {
                 product_id,
                 quantity,
@@ -140,7 +134,7 @@ impl CartState {
                         }
                     }
                 };
-                plan(vec![LineWrite::Upsert(line)], Some(product_id))
+                plan(vec![LineWrite::Upsert(line)])
             }
             CartOp::Set {
                 product_id,
@@ -153,11 +147,8 @@ impl CartState {
                 }
                 match (self.line(product_id), quantity) {
                     (None, 0) => Err(CartError::LineNotFound),
-                    (Some(_), 0) => plan(vec![LineWrite::Delete(product_id)], None),
-                    (Some(l), q) => plan(
-                        vec![LineWrite::Upsert(StoredLine { quantity: q, ..*l })],
-                        Some(product_id),
-                    ),
+                    (Some(_), 0) => plan(vec![LineWrite::Delete(product_id)]),
+                    (Some(l), q) => plan(vec![LineWrite::Upsert(StoredLine { quantity: q, ..*l })]),
                     (None, q) => {
                         if self.lines.len() >= MAX_LINES {
                             return Err(CartError::CartFull(self.lines.len()));
@@ -167,15 +158,15 @@ impl CartState {
                             quantity: q,
                             position: self.next_position(),
                         };
-                        plan(vec![LineWrite::Upsert(line)], Some(product_id))
+                        plan(vec![LineWrite::Upsert(line)])
                     }
                 }
             }
             CartOp::Remove { product_id } => match self.line(product_id) {
-                Some(_) => plan(vec![LineWrite::Delete(product_id)], None),
+                Some(_) => plan(vec![LineWrite::Delete(product_id)]),
                 None => Err(CartError::LineNotFound),
             },
-            CartOp::Clear => plan(vec![LineWrite::DeleteAll], None),
+            CartOp::Clear => plan(vec![LineWrite::DeleteAll]),
             #[cfg(feature = "testing")]
             CartOp::Crash => Ok(None),
         }
@@ -306,14 +297,6 @@ mod tests {
                 Err(CartError::InvalidQuantity(_))
             ));
         }
-        let plan = s
-            .plan(&CartOp::Add {
-                product_id: 1,
-                quantity: 999,
-            })
-            .unwrap()
-            .unwrap();
-        assert_eq!(plan.requires_live_product, Some(1));
     }
 
     #[test]
@@ -425,7 +408,7 @@ mod tests {
             }),
             Err(CartError::InvalidQuantity(_))
         ));
-        // Removing a line needs no live product (a deleted one can always be removed).
+        // Removing a line deletes it (a deleted product's line can always be removed).
         let plan = s
             .plan(&CartOp::Set {
                 product_id: 2,
@@ -433,7 +416,7 @@ mod tests {
             })
             .unwrap()
             .unwrap();
-        assert_eq!(plan.requires_live_product, None);
+        assert_eq!(plan.writes, vec![LineWrite::Delete(2)]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Carts: load one, and write a change to it guarded by its version (optimistic concurrency).
 
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer};
+use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::PrimitiveDateTime;
 
@@ -34,7 +36,7 @@ pub struct StoredCart {
 /// One change to the lines of a cart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineWrite {
-    /// Insert the line, or set its quantity and position.
+    /// Insert the line, or set its quantity and position; only for a live product.
     Upsert(StoredLine),
     /// Remove the line of this product.
     Delete(i64),
@@ -49,6 +51,8 @@ pub enum WriteOutcome {
     Written(i64),
     /// The cart was not at the expected version (or already existed): nothing was written.
     Conflict,
+    /// An upserted line's product does not exist or was deleted: nothing was written.
+    ProductGone(i64),
 }
 
 /// The user's cart, if it exists.
@@ -72,7 +76,8 @@ pub async fn load(conn: &mut DbConn, user_id: i64) -> Result<Option<StoredCart>,
 }
 
 /// Applies `writes` to the user's cart in one transaction, only if the cart is at
-/// `expected_version` (`None`: only if it does not exist yet, and it is created).
+/// `expected_version` (`None`: only if it does not exist yet, and it is created), and only if
+/// every upserted line's product is live (checked by the upsert itself, no read before).
 pub async fn write(
     conn: &mut DbConn,
     user_id: i64,
@@ -80,12 +85,12 @@ pub async fn write(
     writes: &[LineWrite],
     now: PrimitiveDateTime,
 ) -> Result<WriteOutcome, DbError> {
-    with_conn!(conn, c => c.transaction(async |c| {
+    let outcome = with_conn!(conn, c => c.transaction(async |c| {
         let version = match expected_version {
             None => {
                 let exists: i64 = carts::table.find(user_id).count().get_result(c).await?;
                 if exists > 0 {
-                    return Ok::<_, DbError>(WriteOutcome::Conflict);
+                    return Err(Refused::Conflict);
                 }
                 diesel::insert_into(carts::table)
                     .values((
@@ -104,7 +109,7 @@ pub async fn write(
                     .execute(c)
                     .await?;
                 if bumped == 0 {
-                    return Ok(WriteOutcome::Conflict);
+                    return Err(Refused::Conflict);
                 }
                 expected + 1
             }
@@ -112,23 +117,34 @@ pub async fn write(
         for w in writes {
             match *w {
                 LineWrite::Upsert(line) => {
-                    let target = cart_lines::table
-                        .filter(cart_lines::user_id.eq(user_id))
-                        .filter(cart_lines::product_id.eq(line.product_id));
-                    let updated = diesel::update(target)
-                        .set((cart_lines::quantity.eq(line.quantity), cart_lines::position.eq(line.position)))
+                    // INSERT .. SELECT FROM products WHERE live .. ON CONFLICT DO UPDATE: one
+                    // statement checks the product and inserts or updates the line.
+                    let upserted = products::table
+                        .filter(products::id.eq(line.product_id))
+                        .filter(products::deleted_at.is_null())
+                        .select((
+                            user_id.into_sql::<BigInt>(),
+                            products::id,
+                            line.quantity.into_sql::<Integer>(),
+                            line.position.into_sql::<BigInt>(),
+                        ))
+                        .insert_into(cart_lines::table)
+                        .into_columns((
+                            cart_lines::user_id,
+                            cart_lines::product_id,
+                            cart_lines::quantity,
+                            cart_lines::position,
+                        ))
+                        .on_conflict((cart_lines::user_id, cart_lines::product_id))
+                        .do_update()
+                        .set((
+                            cart_lines::quantity.eq(excluded(cart_lines::quantity)),
+                            cart_lines::position.eq(excluded(cart_lines::position)),
+                        ))
                         .execute(c)
                         .await?;
-                    if updated == 0 {
-                        diesel::insert_into(cart_lines::table)
-                            .values((
-                                cart_lines::user_id.eq(user_id),
-                                cart_lines::product_id.eq(line.product_id),
-                                cart_lines::quantity.eq(line.quantity),
-                                cart_lines::position.eq(line.position),
-                            ))
-                            .execute(c)
-                            .await?;
+                    if upserted == 0 {
+                        return Err(Refused::ProductGone(line.product_id));
                     }
                 }
                 LineWrite::Delete(product_id) => {
@@ -145,18 +161,27 @@ pub async fn write(
                 }
             }
         }
-        Ok(WriteOutcome::Written(version))
-    }).await)
+        Ok(version)
+    }).await);
+    match outcome {
+        Ok(version) => Ok(WriteOutcome::Written(version)),
+        Err(Refused::Conflict) => Ok(WriteOutcome::Conflict),
+        Err(Refused::ProductGone(id)) => Ok(WriteOutcome::ProductGone(id)),
+        Err(Refused::Db(e)) => Err(e),
+    }
 }
 
-/// True when the product exists and has not been deleted.
-pub async fn product_is_live(conn: &mut DbConn, product_id: i64) -> Result<bool, DbError> {
-    let q = products::table
-        .find(product_id)
-        .filter(products::deleted_at.is_null())
-        .count();
-    let n: i64 = with_conn!(conn, c => q.get_result(c).await)?;
-    Ok(n > 0)
+/// Why a cart write rolled back.
+enum Refused {
+    Conflict,
+    ProductGone(i64),
+    Db(DbError),
+}
+
+impl From<diesel::result::Error> for Refused {
+    fn from(e: diesel::result::Error) -> Self {
+        Refused::Db(e.into())
+    }
 }
 
 /// What a cart line shows of its product: `(id, name, price_cents, deleted)`, deleted ones included.

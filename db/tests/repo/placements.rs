@@ -177,7 +177,7 @@ async fn cart(db: &Db, user: i64, lines: &[(i64, i32)]) -> i64 {
         .expect("cart written")
     {
         WriteOutcome::Written(v) => v,
-        WriteOutcome::Conflict => panic!("the user had a cart already"),
+        other => panic!("the cart was not written: {other:?}"),
     }
 }
 

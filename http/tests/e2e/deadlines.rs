@@ -485,7 +485,8 @@ async fn cancels_raced_against_expiry_return_stock_once(backend: Backend) {
     check_invariants(&app, &[(a, 20)], &[token.to_owned()]).await;
 }
 
-/// `/metrics` shows timers armed and fired, and orders and payments by outcome.
+/// `/metrics` shows timers armed and fired, orders and payments by outcome, and how many orders
+/// each placement transaction held.
 async fn metrics_count_timers_orders_and_payments(backend: Backend) {
     let app = App::start_with(backend, |b| b.env(ORDER_TIMEOUT, "2")).await;
     let admin = app.admin().await;
@@ -522,6 +523,10 @@ async fn metrics_count_timers_orders_and_payments(backend: Backend) {
         ("timers", &["timer"][..]),
         ("orders", &["order"][..]),
         ("payments", &["payment"][..]),
+        (
+            "orders per placement transaction",
+            &["placement", "batch"][..],
+        ),
     ] {
         assert!(
             names.iter().any(|n| words.iter().all(|w| n.contains(w))),

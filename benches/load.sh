@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# One mall-load run against a fresh mall: makes a scratch database (SQLite file or PostgreSQL
+# database), starts the release `mall` on it, runs `mall-load` with the arguments given, stops
+# the mall and drops the database. Build first:
+#   cargo build --release -p mall-http --bin mall -p mall-bench --bin mall-load
+# Usage: benches/load.sh sqlite|postgres [mall-load arguments...]
+#   e.g. benches/load.sh postgres --scenario checkout --duration 10 --concurrency 32
+# BIN_DIR names another build of `mall` to run (default target/release), MALL_CONFIG its
+# configuration file (default config.toml). Extra mall settings come from
+# the environment as usual (MALL__SECTION__KEY). Set PROFILE=1 to
+# record the mall with `perf record` (cpu-clock samples, DWARF call graphs) into
+# /tmp/mall-perf.data for the length of the load; add PROFILE_SYSTEM=1 to sample every process
+# on the machine instead (no call graphs: who uses the cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+backend=${1:?usage: benches/load.sh sqlite|postgres [mall-load args...]}
+shift
+port=${PORT:-18900}
+bin=${BIN_DIR:-target/release}
+config=${MALL_CONFIG:-config.toml}
+scratch=$(mktemp -d /tmp/mall-load.XXXXXX)
+db=mall_load_$$
+pg="-h 127.0.0.1 -U postgres"
+case "$backend" in
+    sqlite) url="sqlite://$scratch/mall.db" ;;
+    postgres)
+        psql $pg -qc "CREATE DATABASE $db"
+        url="postgres://postgres@127.0.0.1:5432/$db"
+        ;;
+    *) echo "backend must be sqlite or postgres" >&2; exit 2 ;;
+esac
+mall_pid=
+cleanup() {
+    [ -n "$mall_pid" ] && kill "$mall_pid" 2>/dev/null && wait "$mall_pid" 2>/dev/null || true
+    [ "$backend" = postgres ] && psql $pg -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+export MALL__SERVER__BIND=127.0.0.1:$port MALL__DATABASE__URL=$url
+export MALL__RATE_LIMIT__ENABLED=false MALL__LOG__LEVEL=${MALL__LOG__LEVEL:-warn}
+export MALL__BOOTSTRAP__ADMIN_EMAIL=admin@example.com MALL__BOOTSTRAP__ADMIN_PASSWORD=mall-load-dev-password
+"$bin/mall" serve --config "$config" >"$scratch/mall.log" 2>&1 &
+mall_pid=$!
+for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+if [ "${PROFILE:-0}" = 1 ]; then
+    # Profile the load only, not the seeding (password hashing) nor the invariant check: start
+    # perf when mall-load says it is driving the scenarios, stop it when the check begins.
+    target/release/mall-load --url "http://127.0.0.1:$port" "$@" 2> >(
+        while IFS= read -r line; do
+            printf '%s\n' "$line" >&2
+            if [[ "$line" == driving* ]] && [ ! -e "$scratch/perf.pid" ]; then
+                if [ "${PROFILE_SYSTEM:-0}" = 1 ]; then
+                    perf record -e cpu-clock -F 999 -a -o /tmp/mall-perf.data >/dev/null 2>&1 &
+                else
+                    perf record -e cpu-clock -F 999 --call-graph dwarf,16384 -p "$mall_pid" \
+                        -o /tmp/mall-perf.data >/dev/null 2>&1 &
+                fi
+                echo $! >"$scratch/perf.pid"
+            fi
+            # The load is over when the invariant check starts: stop recording there.
+            if [[ "$line" == reading\ the\ state* ]] && [ -e "$scratch/perf.pid" ]; then
+                kill -INT "$(cat "$scratch/perf.pid")" 2>/dev/null || true
+            fi
+        done
+    )
+    status=$?
+    sleep 0.5
+    if [ -e "$scratch/perf.pid" ]; then
+        kill -INT "$(cat "$scratch/perf.pid")" 2>/dev/null || true
+        while kill -0 "$(cat "$scratch/perf.pid")" 2>/dev/null; do sleep 0.2; done
+    fi
+    exit $status
+else
+    target/release/mall-load --url "http://127.0.0.1:$port" "$@"
+fi
