@@ -10,7 +10,8 @@
 # the environment as usual (MALL__SECTION__KEY). Set PROFILE=1 to
 # record the mall with `perf record` (cpu-clock samples, DWARF call graphs) into
 # /tmp/mall-perf.data for the length of the load; add PROFILE_SYSTEM=1 to sample every process
-# on the machine instead (no call graphs: who uses the cores).
+# on the machine instead (no call graphs: who uses the cores). METRICS=REGEX prints the mall's
+# /metrics lines matching it after the run (e.g. METRICS=order_placement_batch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=${1:?usage: benches/load.sh sqlite|postgres [mall-load args...]}
@@ -31,6 +32,9 @@ case "$backend" in
 esac
 mall_pid=
 cleanup() {
+    if [ -n "${METRICS:-}" ] && [ -n "$mall_pid" ]; then
+        curl -fs "http://127.0.0.1:$port/metrics" | grep -E "$METRICS" || true
+    fi
     [ -n "$mall_pid" ] && kill "$mall_pid" 2>/dev/null && wait "$mall_pid" 2>/dev/null || true
     [ "$backend" = postgres ] && psql $pg -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
     rm -rf "$scratch"

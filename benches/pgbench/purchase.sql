@@ -1,8 +1,9 @@
--- The SQL of one whole purchase as the mall runs it for mall-load's checkout scenario, statement
--- for statement: two cart adds (each: the product check, the cart actor's version-checked write,
--- the priced answer), then the checkout: one transaction that locks the products, empties the
--- cart, takes the stock, and writes the order, its lines and its succeeded payment session
--- (the card is approved). Three commits. Run with
+-- The SQL of one whole purchase as the mall runs it for mall-load's checkout scenario (which
+-- averages two lines), statement for statement: two cart adds (each: the cart actor's
+-- version-checked write, whose upsert checks the product, then the priced answer), then the
+-- checkout: one transaction that locks the products, empties the cart, takes the stock, and
+-- writes the order, its lines and its succeeded payment session (the card is approved).
+-- Three commits. Run with
 --   pgbench -n -f benches/pgbench/purchase.sql -c 32 -j 2 -T 20 mall_ceiling
 -- Each client is its own user; ids are random 62-bit numbers (collisions are negligible).
 \set uid :client_id + 1
@@ -11,19 +12,19 @@
 \set oid random(1000000, 4611686018427387903)
 \set pay random(1000000, 4611686018427387903)
 -- add to cart, first line
-SELECT count(*) FROM products WHERE id = :p1 AND deleted_at IS NULL;
 BEGIN;
 UPDATE carts SET version = version + 1, updated_at = now() WHERE user_id = :uid AND version > 0;
-UPDATE cart_lines SET quantity = 1, position = 1 WHERE user_id = :uid AND product_id = :p1;
-INSERT INTO cart_lines (user_id, product_id, quantity, position) VALUES (:uid, :p1, 1, 1);
+INSERT INTO cart_lines (user_id, product_id, quantity, position)
+  SELECT :uid, id, 1, 1 FROM products WHERE id = :p1 AND deleted_at IS NULL
+  ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = excluded.quantity, position = excluded.position;
 COMMIT;
 SELECT id, name, price_cents, deleted_at IS NOT NULL FROM products WHERE id IN (:p1);
 -- add to cart, second line
-SELECT count(*) FROM products WHERE id = :p2 AND deleted_at IS NULL;
 BEGIN;
 UPDATE carts SET version = version + 1, updated_at = now() WHERE user_id = :uid AND version > 0;
-UPDATE cart_lines SET quantity = 1, position = 2 WHERE user_id = :uid AND product_id = :p2;
-INSERT INTO cart_lines (user_id, product_id, quantity, position) VALUES (:uid, :p2, 1, 2);
+INSERT INTO cart_lines (user_id, product_id, quantity, position)
+  SELECT :uid, id, 1, 2 FROM products WHERE id = :p2 AND deleted_at IS NULL
+  ON CONFLICT (user_id, product_id) DO UPDATE SET quantity = excluded.quantity, position = excluded.position;
 COMMIT;
 SELECT id, name, price_cents, deleted_at IS NOT NULL FROM products WHERE id IN (:p1, :p2);
 -- checkout: one transaction for the order, its session (charged) and the emptied cart
