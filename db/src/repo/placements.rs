@@ -102,7 +102,7 @@ pub enum PlaceError {
 }
 
 /// How often a batch is retried when a product's stock moved between the read and the write
-/// (only possible where rows cannot be locked ahead: another process on the same SQLite file).
+/// (the rows are locked ahead on both backends: this is a safety net, never expected to fire).
 const STOCK_RETRIES: usize = 3;
 /// Rows per multi-row insert (well inside both backends' limits on bound parameters).
 const INSERT_CHUNK: usize = 500;
@@ -127,14 +127,12 @@ pub async fn place(conn: &mut DbConn, batch: &[Placement]) -> Vec<Result<Placed,
                     answers[group.remove(k)] = Some(Err(PlaceError::CartChanged));
                 }
                 Err(Abort::StockMoved) if retries < STOCK_RETRIES => retries += 1,
-                Err(Abort::StockMoved) => {
-                    let why = "stock kept changing during the placement";
-                    for &i in &group {
-                        answers[i] = Some(Err(DbError::Unavailable(why.into()).into()));
-                    }
-                    break;
-                }
-                Err(Abort::Db(DbError::Unavailable(why))) => {
+                // Nothing to do with any one order: each of them is told to retry later.
+                Err(abort @ (Abort::StockMoved | Abort::Db(DbError::Unavailable(_)))) => {
+                    let why = match abort {
+                        Abort::Db(DbError::Unavailable(why)) => why,
+                        _ => "stock kept changing during the placement".to_owned(),
+                    };
                     for &i in &group {
                         answers[i] = Some(Err(DbError::Unavailable(why.clone()).into()));
                     }
@@ -228,9 +226,15 @@ impl ReadForUpdate for SqliteConn {
         &mut self,
         ids: Vec<i64>,
     ) -> impl Future<Output = QueryResult<Vec<Stocked>>> + Send {
-        // SQLite has one writer at a time, and the mall's writes all go through one connection;
-        // the conditional decrement below still catches another process writing the file.
-        stocked_query!(ids).load(self)
+        // SQLite has one writer at a time. A statement that writes nothing still takes the
+        // write lock (as BEGIN IMMEDIATE would), waiting out the busy timeout, so another
+        // process on the same file cannot commit between this read and the batch's writes.
+        async move {
+            diesel::sql_query("UPDATE products SET stock = stock WHERE 0")
+                .execute(&mut *self)
+                .await?;
+            stocked_query!(ids).load(self).await
+        }
     }
 }
 

@@ -378,3 +378,37 @@ async fn concurrent_batches_never_oversell(db: &Db) {
     );
     assert_eq!(stock(db, hot).await, 0);
 }
+
+/// Two writers on one SQLite file, as two processes would be: each batch takes the file's write
+/// lock before it reads the stock, so neither is refused and nothing is sold twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_sqlite_file_take_turns() {
+    let database = mall_db::testing::TestDatabase::sqlite().await;
+    let first = crate::common::migrated(&database).await;
+    let second = crate::common::connect(database.url());
+    let user = add_user(&first, "two-writers@example.com", &[]).await.id;
+    let hot = product(&first, user, 100, 60).await;
+    let rounds = [first.clone(), second.clone()].into_iter().flat_map(|db| {
+        (0..8).map(move |_| {
+            let db = db.clone();
+            async move {
+                let batch: Vec<Placement> = (0..5).map(|_| order(user, &[(hot, 1)])).collect();
+                placements::place(&mut wr(&db).await, &batch).await
+            }
+        })
+    });
+    let answers: Vec<_> = join_all(rounds).await.into_iter().flatten().collect();
+    let failed: Vec<String> = answers
+        .iter()
+        .filter_map(|a| match a {
+            Err(PlaceError::InsufficientStock { .. }) | Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "refused for another reason than stock: {failed:?}"
+    );
+    assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 60);
+    assert_eq!(stock(&first, hot).await, 0);
+}
