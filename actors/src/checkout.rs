@@ -11,7 +11,7 @@
 
 use mall_db::clock;
 use mall_db::models::PaymentRow;
-use mall_db::repo::orders::{IdempotencyBinding, NewOrder, OrderWithItems};
+use mall_db::repo::orders::{IdempotencyBinding, OrderWithItems};
 use mall_db::repo::placements::Charge;
 
 use crate::cart::messages::CheckOut;
@@ -87,13 +87,7 @@ impl Checkout {
         };
         let now = clock::now();
         let cmd = CheckOut {
-            order: NewOrder {
-                id: self.deps.ids.next_id(),
-                user_id,
-                address,
-                note,
-                expires_at: deadline(now, self.deps.order_timeout),
-            },
+            order: self.deps.new_order(user_id, address, note, now),
             now,
             idem,
             session_id: self.deps.ids.next_id(),

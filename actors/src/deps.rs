@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use prometheus::{IntCounterVec, Opts, Registry};
 
+use mall_db::repo::orders::NewOrder;
 use mall_db::{Db, IdGenerator};
 
 use crate::placement::Placer;
@@ -65,6 +66,23 @@ pub struct Deps {
 pub type StockHook = Arc<dyn Fn(Vec<i64>) + Send + Sync>;
 
 impl Deps {
+    /// A new order of `user_id` placed `now`: a fresh id and the payment deadline.
+    pub fn new_order(
+        &self,
+        user_id: i64,
+        address: String,
+        note: Option<String>,
+        now: time::PrimitiveDateTime,
+    ) -> NewOrder {
+        NewOrder {
+            id: self.ids.next_id(),
+            user_id,
+            address,
+            note,
+            expires_at: deadline(now, self.order_timeout),
+        }
+    }
+
     /// Reports a stock change to the hook, if any.
     pub fn stock_changed(&self, product_ids: Vec<i64>) {
         if let Some(hook) = &self.on_stock_change {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mall_db::clock;
 use mall_db::models::PaymentRow;
-use mall_db::repo::orders::{self, IdempotencyBinding, NewOrder, OrderWithItems, WantedLine};
+use mall_db::repo::orders::{self, IdempotencyBinding, OrderWithItems, WantedLine};
 use mall_db::repo::placements::{Placed, Placement};
 use mall_db::repo::{Page, payments};
 
@@ -12,7 +12,7 @@ use super::actor::OrderActor;
 use super::error::OrderError;
 use super::messages::OrderCmd;
 use super::state::CancelReason;
-use crate::deps::{Deps, deadline};
+use crate::deps::Deps;
 use crate::runtime::{Registry, RuntimeConfig, RuntimeMetrics};
 
 /// Who is asking: a user sees only their own orders; an admin sees all.
@@ -56,13 +56,7 @@ impl OrderHandle {
     ) -> Result<OrderWithItems, OrderError> {
         let now = clock::now();
         let placement = Placement {
-            order: NewOrder {
-                id: self.deps.ids.next_id(),
-                user_id,
-                address,
-                note,
-                expires_at: deadline(now, self.deps.order_timeout),
-            },
+            order: self.deps.new_order(user_id, address, note, now),
             lines: lines.to_vec(),
             now,
             idem,

@@ -222,19 +222,14 @@ impl ReadForUpdate for crate::AsyncPgConnection {
 }
 
 impl ReadForUpdate for SqliteConn {
-    fn read_for_update(
-        &mut self,
-        ids: Vec<i64>,
-    ) -> impl Future<Output = QueryResult<Vec<Stocked>>> + Send {
+    async fn read_for_update(&mut self, ids: Vec<i64>) -> QueryResult<Vec<Stocked>> {
         // SQLite has one writer at a time. A statement that writes nothing still takes the
         // write lock (as BEGIN IMMEDIATE would), waiting out the busy timeout, so another
         // process on the same file cannot commit between this read and the batch's writes.
-        async move {
-            diesel::sql_query("UPDATE products SET stock = stock WHERE 0")
-                .execute(&mut *self)
-                .await?;
-            stocked_query!(ids).load(self).await
-        }
+        diesel::sql_query("UPDATE products SET stock = stock WHERE 0")
+            .execute(&mut *self)
+            .await?;
+        stocked_query!(ids).load(self).await
     }
 }
 

@@ -1,4 +1,5 @@
-//! `POST /api/v1/checkout`: cart -> order -> emptied cart -> payment session -> optional charge.
+//! `POST /api/v1/checkout`: the cart becomes an order with its payment session (charged when a
+//! card is given) and the cart is emptied, in one transaction (see `mall_actors::checkout`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
