@@ -88,19 +88,21 @@ pub async fn write(
     let outcome = with_conn!(conn, c => c.transaction(async |c| {
         let version = match expected_version {
             None => {
-                let exists: i64 = carts::table.find(user_id).count().get_result(c).await?;
-                if exists > 0 {
-                    return Err(Refused::Conflict);
-                }
-                diesel::insert_into(carts::table)
+                // The write comes first (no read before it): on SQLite a transaction that read
+                // first cannot take the write lock once another process has written.
+                let created = diesel::insert_into(carts::table)
                     .values((
                         carts::user_id.eq(user_id),
                         carts::version.eq(1),
                         carts::created_at.eq(now),
                         carts::updated_at.eq(now),
                     ))
+                    .on_conflict_do_nothing()
                     .execute(c)
                     .await?;
+                if created == 0 {
+                    return Err(Refused::Conflict);
+                }
                 1
             }
             Some(expected) => {

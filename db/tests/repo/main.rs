@@ -25,6 +25,7 @@ macro_rules! on_both_backends {
     )+};
 }
 
+mod carts;
 mod common;
 mod idempotency;
 mod migrations;
