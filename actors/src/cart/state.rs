@@ -477,7 +477,7 @@ mod tests {
         let after = CartState::emptied(version + 1, now());
         assert!(after.lines.is_empty());
         assert_eq!(after.version, Some(version + 1));
-        // Lines added after the checkout start from the first position again.
+        // A product ordered before starts a new line: nothing of the old one is left.
         let again = run(
             &after,
             CartOp::Add {
@@ -487,6 +487,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(qty(&again, 10), Some(1));
+        assert_eq!(again.line(10).map(|l| l.position), Some(1));
     }
 
     #[test]

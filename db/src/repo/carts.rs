@@ -6,6 +6,7 @@ use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::PrimitiveDateTime;
 
+use super::Rollback;
 use crate::error::DbError;
 use crate::pool::DbConn;
 use crate::schema::{cart_lines, carts, products};
@@ -101,7 +102,7 @@ pub async fn write(
                     .execute(c)
                     .await?;
                 if created == 0 {
-                    return Err(Refused::Conflict);
+                    return Err(Rollback::Answer(WriteOutcome::Conflict));
                 }
                 1
             }
@@ -111,7 +112,7 @@ pub async fn write(
                     .execute(c)
                     .await?;
                 if bumped == 0 {
-                    return Err(Refused::Conflict);
+                    return Err(Rollback::Answer(WriteOutcome::Conflict));
                 }
                 expected + 1
             }
@@ -146,7 +147,7 @@ pub async fn write(
                         .execute(c)
                         .await?;
                     if upserted == 0 {
-                        return Err(Refused::ProductGone(line.product_id));
+                        return Err(Rollback::Answer(WriteOutcome::ProductGone(line.product_id)));
                     }
                 }
                 LineWrite::Delete(product_id) => {
@@ -163,27 +164,9 @@ pub async fn write(
                 }
             }
         }
-        Ok(version)
+        Ok(WriteOutcome::Written(version))
     }).await);
-    match outcome {
-        Ok(version) => Ok(WriteOutcome::Written(version)),
-        Err(Refused::Conflict) => Ok(WriteOutcome::Conflict),
-        Err(Refused::ProductGone(id)) => Ok(WriteOutcome::ProductGone(id)),
-        Err(Refused::Db(e)) => Err(e),
-    }
-}
-
-/// Why a cart write rolled back.
-enum Refused {
-    Conflict,
-    ProductGone(i64),
-    Db(DbError),
-}
-
-impl From<diesel::result::Error> for Refused {
-    fn from(e: diesel::result::Error) -> Self {
-        Refused::Db(e.into())
-    }
+    Rollback::settle(outcome)
 }
 
 /// What a cart line shows of its product: `(id, name, price_cents, deleted)`, deleted ones included.

@@ -10,6 +10,32 @@ pub mod roles;
 pub mod sessions;
 pub mod users;
 
+/// Why a repository's transaction rolled back: it found that it must answer `T` and write
+/// nothing, or the database failed. [`Rollback::settle`] turns the transaction's result into
+/// the repository's.
+pub(crate) enum Rollback<T> {
+    /// Roll back and answer this.
+    Answer(T),
+    /// The database failed.
+    Db(crate::error::DbError),
+}
+
+impl<T> From<diesel::result::Error> for Rollback<T> {
+    fn from(e: diesel::result::Error) -> Self {
+        Rollback::Db(e.into())
+    }
+}
+
+impl<T> Rollback<T> {
+    /// The answer of a transaction that committed (`Ok`) or rolled back (`Answer`).
+    pub(crate) fn settle(result: Result<T, Rollback<T>>) -> Result<T, crate::error::DbError> {
+        match result {
+            Ok(answer) | Err(Rollback::Answer(answer)) => Ok(answer),
+            Err(Rollback::Db(e)) => Err(e),
+        }
+    }
+}
+
 /// One page of a list and the total across all pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {

@@ -6,7 +6,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::PrimitiveDateTime;
 
 use super::orders::{IdempotencyBinding, status as order_status};
-use super::{Page, page_bounds};
+use super::{Page, Rollback, page_bounds};
 use crate::error::DbError;
 use crate::models::{OrderRow, PaymentRow};
 use crate::pool::DbConn;
@@ -204,7 +204,7 @@ pub async fn settle(
         .get_result(c)
         .await
         .optional()?;
-        let Some(payment) = payment else { return Ok::<_, RollBack>(Settled::SessionNotPending) };
+        let Some(payment) = payment else { return Ok::<_, Rollback<Settled>>(Settled::SessionNotPending) };
         let order: Option<OrderRow> = diesel::update(
             orders::table.find(payment.order_id).filter(orders::status.eq(order_status::PENDING)),
         )
@@ -218,29 +218,13 @@ pub async fn settle(
         .get_result(c)
         .await
         .optional()?;
-        let Some(order) = order else { return Err(RollBack::OrderNotPayable) };
+        let Some(order) = order else { return Err(Rollback::Answer(Settled::OrderNotPayable)) };
         if let Some(b) = &idem {
             super::idempotency::bind!(c, b, format!("payment:{}", payment.id))?;
         }
         Ok(Settled::Paid(Box::new((payment, order))))
     }).await);
-    match outcome {
-        Ok(s) => Ok(s),
-        Err(RollBack::OrderNotPayable) => Ok(Settled::OrderNotPayable),
-        Err(RollBack::Db(e)) => Err(e),
-    }
-}
-
-/// Undoes the session update when the order turns out not to be payable.
-enum RollBack {
-    OrderNotPayable,
-    Db(DbError),
-}
-
-impl From<diesel::result::Error> for RollBack {
-    fn from(e: diesel::result::Error) -> Self {
-        RollBack::Db(e.into())
-    }
+    Rollback::settle(outcome)
 }
 
 /// Moves a pending session to `cancelled` or `expired`. `Ok(None)`: not pending any more.
