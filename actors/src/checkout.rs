@@ -9,6 +9,8 @@
 //! stock refuses leaves nothing to release; a real gateway would authorise here and capture or
 //! void once the placement answers.
 
+use std::time::Instant;
+
 use mall_db::clock;
 use mall_db::models::PaymentRow;
 use mall_db::repo::orders::{IdempotencyBinding, OrderWithItems};
@@ -73,6 +75,7 @@ impl Checkout {
         note: Option<String>,
         card: Option<Card>,
         idem: Option<IdempotencyBinding>,
+        answer_by: Instant,
     ) -> Result<(OrderWithItems, PaymentRow), CheckoutError> {
         let charge = match &card {
             Some(card) => {
@@ -94,7 +97,7 @@ impl Checkout {
             session_expires_at: deadline(now, self.deps.session_timeout),
             charge,
         };
-        let placed = self.carts.check_out(user_id, cmd).await?;
+        let placed = self.carts.check_out(user_id, cmd, answer_by).await?;
         self.orders.placed(&placed).await;
         let payment = placed.payment.ok_or_else(|| {
             PaymentError::Internal("checkout placed an order without its session".into())

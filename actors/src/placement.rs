@@ -9,7 +9,7 @@
 //! the desk runs a single lane.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::FutureExt;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
@@ -25,8 +25,6 @@ pub struct PlacementConfig {
     pub lanes: usize,
     /// Most orders in one transaction (1: no batching).
     pub max_batch: usize,
-    /// How long a caller waits for its placement before giving up (503).
-    pub timeout: Duration,
     /// Placements a lane holds waiting before callers wait to hand theirs in.
     pub queue: usize,
 }
@@ -36,7 +34,6 @@ impl Default for PlacementConfig {
         PlacementConfig {
             lanes: 4,
             max_batch: 64,
-            timeout: Duration::from_secs(5),
             queue: 4096,
         }
     }
@@ -89,7 +86,6 @@ struct Job {
 #[derive(Clone)]
 pub struct Placer {
     lanes: Arc<Vec<mpsc::Sender<Job>>>,
-    timeout: Duration,
     metrics: PlacementMetrics,
 }
 
@@ -125,7 +121,6 @@ impl Placer {
             .collect();
         Ok(Placer {
             lanes: Arc::new(lanes),
-            timeout: config.timeout,
             metrics,
         })
     }
@@ -142,11 +137,16 @@ impl Placer {
         &self.lanes[(h % self.lanes.len() as u64) as usize]
     }
 
-    /// Places one order (with its checkout part, if any) and waits for the answer. Giving up
-    /// after the timeout answers `Unavailable`; a placement not yet taken into a batch by then is
-    /// dropped, one already in a transaction may still commit (an `Idempotency-Key` tells).
-    pub async fn place(&self, placement: Placement) -> Result<Placed, PlaceError> {
-        let answer_by = Instant::now() + self.timeout;
+    /// Places one order (with its checkout part, if any) and waits for the answer until
+    /// `answer_by`, the deadline of the request it serves. Giving up answers `Unavailable`; a
+    /// placement not yet taken into a batch by then is dropped, one already in a transaction
+    /// may still commit, unless its `Idempotency-Key` was released meanwhile (the binding then
+    /// fails and rolls it back).
+    pub async fn place(
+        &self,
+        placement: Placement,
+        answer_by: Instant,
+    ) -> Result<Placed, PlaceError> {
         let (reply, answer) = oneshot::channel();
         let lane = self.lane_of(&placement);
         let job = Job {

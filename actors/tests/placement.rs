@@ -1,7 +1,7 @@
 //! The placement desk (`mall_actors::placement`) on SQLite and PostgreSQL: orders that wait
 //! together are placed in one transaction, and an order whose caller gave up is not placed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mall_actors::placement::{PlacementConfig, Placer};
 use mall_db::models::{NewProduct, NewUser};
@@ -94,10 +94,9 @@ impl Desk {
         }
     }
 
-    fn placer(&self, timeout: Duration) -> Placer {
+    fn placer(&self) -> Placer {
         let config = PlacementConfig {
             lanes: 1,
-            timeout,
             ..PlacementConfig::default()
         };
         Placer::start(self.db.clone(), config, &self.metrics).expect("metrics register")
@@ -144,6 +143,11 @@ impl Desk {
     }
 }
 
+/// A deadline `secs` from now.
+fn in_secs(secs: u64) -> Instant {
+    Instant::now() + Duration::from_secs(secs)
+}
+
 /// Lets the other tasks on this thread run until `done` holds.
 async fn until(mut done: impl FnMut() -> bool) {
     for _ in 0..100_000 {
@@ -156,7 +160,7 @@ async fn until(mut done: impl FnMut() -> bool) {
 }
 
 async fn orders_waiting_together_share_one_transaction(desk: Desk) {
-    let placer = desk.placer(Duration::from_secs(30));
+    let placer = desk.placer();
     // Hold the only write connection: the lane takes the first order(s) and waits for it, and
     // every other order queues behind.
     let held = desk.db.write().await.expect("write connection");
@@ -164,7 +168,7 @@ async fn orders_waiting_together_share_one_transaction(desk: Desk) {
         .map(|_| {
             actix_rt::spawn({
                 let (placer, order) = (placer.clone(), desk.order());
-                async move { placer.place(order).await }
+                async move { placer.place(order, in_secs(30)).await }
             })
         })
         .collect();
@@ -183,11 +187,14 @@ async fn orders_waiting_together_share_one_transaction(desk: Desk) {
 }
 
 async fn an_order_whose_caller_gave_up_is_not_placed(desk: Desk) {
-    let placer = desk.placer(Duration::from_millis(200));
+    let placer = desk.placer();
     let held = desk.db.write().await.expect("write connection");
     let order = desk.order();
     let id = order.order.id;
-    match placer.place(order).await {
+    match placer
+        .place(order, Instant::now() + Duration::from_millis(200))
+        .await
+    {
         Err(PlaceError::Db(DbError::Unavailable(_))) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
@@ -195,7 +202,7 @@ async fn an_order_whose_caller_gave_up_is_not_placed(desk: Desk) {
     // The lane gets the connection now and must drop the order: place another behind it to
     // know the lane has moved past it.
     placer
-        .place(desk.order())
+        .place(desk.order(), in_secs(30))
         .await
         .expect("the next order is placed");
     let mut conn = desk.db.read().await.expect("read connection");

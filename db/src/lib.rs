@@ -6,6 +6,7 @@ pub mod error;
 pub mod ids;
 pub mod migrate;
 pub mod models;
+pub mod money;
 pub mod pool;
 pub mod repo;
 pub mod schema;

@@ -93,3 +93,25 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// A PostgreSQL transaction held open on a connection of its own, for tests of what waits on
+/// its locks (`SELECT ... FOR UPDATE` on a product, say). Dropping it without
+/// [`OpenTransaction::commit`] closes the connection, which rolls the transaction back.
+pub struct OpenTransaction(AsyncPgConnection);
+
+impl OpenTransaction {
+    /// Connects to `url`, begins a transaction and runs `sql` in it.
+    pub async fn begin(url: &str, sql: &str) -> Result<OpenTransaction, DbError> {
+        let mut conn = AsyncPgConnection::establish(url)
+            .await
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        conn.batch_execute(&format!("BEGIN; {sql}")).await?;
+        Ok(OpenTransaction(conn))
+    }
+
+    /// Commits, releasing the locks.
+    pub async fn commit(mut self) -> Result<(), DbError> {
+        self.0.batch_execute("COMMIT").await?;
+        Ok(())
+    }
+}

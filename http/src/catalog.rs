@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use mall_db::models::{NewProduct, ProductRow};
 use mall_db::repo::products::{ProductChanges, ProductSort};
-use mall_db::{clock, repo};
+use mall_db::{clock, money, repo};
 
 use crate::auth::AuthUser;
 use crate::auth::identity::{ADMIN_ROLE, parse_id};
@@ -60,8 +60,13 @@ fn description_problem(description: &str) -> Option<String> {
         .then(|| format!("must be at most {MAX_DESCRIPTION_CHARS} characters"))
 }
 
-fn not_negative(value: i64) -> Option<String> {
-    (value < 0).then(|| "must be 0 or more".to_owned())
+fn price_problem(price_cents: i64) -> Option<String> {
+    (!money::price_in_bounds(price_cents))
+        .then(|| format!("must be 0 to {}", money::MAX_PRICE_CENTS))
+}
+
+fn stock_problem(stock: i64) -> Option<String> {
+    (!money::stock_in_bounds(stock)).then(|| format!("must be 0 to {}", money::MAX_STOCK))
 }
 
 /// `http://` or `https://` (any case) followed by something.
@@ -137,8 +142,8 @@ fn validate_create(req: &CreateProductRequest) -> Result<Vec<String>, ApiError> 
         "description",
         req.description.as_deref().and_then(description_problem),
     );
-    problems.note("price_cents", not_negative(req.price_cents));
-    problems.note("stock", not_negative(req.stock));
+    problems.note("price_cents", price_problem(req.price_cents));
+    problems.note("stock", stock_problem(req.stock));
     let categories = checked_categories(&mut problems, req.categories.as_deref().unwrap_or(&[]));
     problems.note(
         "image_url",
@@ -162,8 +167,8 @@ fn validate_update(req: UpdateProductRequest) -> Result<ProductChanges, ApiError
         "description",
         description.as_deref().and_then(description_problem),
     );
-    problems.note("price_cents", price_cents.and_then(not_negative));
-    problems.note("stock", stock.and_then(not_negative));
+    problems.note("price_cents", price_cents.and_then(price_problem));
+    problems.note("stock", stock.and_then(stock_problem));
     problems.note(
         "image_url",
         req.image_url
@@ -485,6 +490,27 @@ mod tests {
                 "price_cents",
                 "stock"
             ]
+        );
+    }
+
+    #[test]
+    fn prices_and_stock_keep_within_the_bounds_that_keep_sums_exact() {
+        let with = |price_cents, stock| CreateProductRequest {
+            price_cents,
+            stock,
+            ..create_req()
+        };
+        assert!(validate_create(&with(money::MAX_PRICE_CENTS, money::MAX_STOCK)).is_ok());
+        let err = validate_create(&with(i64::MAX, money::MAX_STOCK + 1)).unwrap_err();
+        assert_eq!(fields(&err), ["price_cents", "stock"]);
+        let patch = UpdateProductRequest {
+            price_cents: Some(Some(money::MAX_PRICE_CENTS + 1)),
+            stock: Some(Some(i64::MAX)),
+            ..UpdateProductRequest::default()
+        };
+        assert_eq!(
+            fields(&validate_update(patch).unwrap_err()),
+            ["price_cents", "stock"]
         );
     }
 

@@ -83,6 +83,8 @@ pub struct DatabaseConfig {
     pub connect_timeout_ms: u64,
     /// PostgreSQL statement timeout / SQLite busy timeout.
     pub statement_timeout_ms: u64,
+    /// How often expired idempotency records and refresh tokens are deleted.
+    pub purge_every_secs: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -94,6 +96,7 @@ impl Default for DatabaseConfig {
             acquire_timeout_ms: 3_000,
             connect_timeout_ms: 3_000,
             statement_timeout_ms: 10_000,
+            purge_every_secs: 600,
         }
     }
 }
@@ -455,6 +458,9 @@ impl Config {
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1".into());
         }
+        if self.database.purge_every_secs == 0 {
+            return bad("database.purge_every_secs", "must be at least 1".into());
+        }
         if !self.redis.url.is_empty() && !self.redis.url.starts_with("redis://") {
             return bad("redis.url", "must be empty or start with redis://".into());
         }
@@ -519,13 +525,12 @@ impl Config {
         Ok(())
     }
 
-    /// The placement desk these keys describe: a caller waits for its order as long as for an
-    /// actor's answer.
+    /// The placement desk these keys describe (a caller waits for its order until its request's
+    /// deadline).
     pub fn placement(&self) -> mall_actors::placement::PlacementConfig {
         mall_actors::placement::PlacementConfig {
             lanes: self.order.placement_lanes,
             max_batch: self.order.placement_batch_max,
-            timeout: std::time::Duration::from_millis(self.actors.call_timeout_ms),
             ..Default::default()
         }
     }

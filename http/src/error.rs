@@ -131,6 +131,11 @@ impl ApiError {
         e
     }
 
+    /// The body this error answers with: `{"error": {code, message, details}}`.
+    pub fn body(&self) -> Value {
+        json!({"error": {"code": self.code, "message": self.message, "details": self.details}})
+    }
+
     /// 500 `internal`: a bug. The cause is logged, never shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -248,9 +253,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = json!({
-            "error": {"code": self.code, "message": self.message, "details": self.details}
-        });
+        let body = self.body();
         let mut res = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));

@@ -152,36 +152,55 @@ where
                 user_id,
                 key: key.clone(),
             };
-            match effect(Some(binding)).await {
+            let failure = match effect(Some(binding)).await {
                 Ok(reply) => {
                     store(st, user_id, &key, &reply).await;
-                    Ok(reply.into_response(false))
+                    return Ok(reply.into_response(false));
                 }
-                Err(e) if e.status.is_server_error() => {
-                    // Nothing was done (or it is unknown and the binding tells): let a retry run.
-                    if let Ok(mut conn) = st.db.write().await {
-                        let _ = idempotency::release(&mut conn, user_id, &key).await;
-                    }
-                    Err(e)
+                Err(e) => e,
+            };
+            // This attempt failed, but an earlier attempt of the same request (whose caller gave
+            // up while its effect was still running) may have bound the key meanwhile: then what
+            // it made is the answer, not this failure (a checkout would otherwise answer
+            // `cart_empty` for the purchase that emptied the cart).
+            match made_or_released(st, user_id, &key, failure.status.is_server_error()).await {
+                Some(resource) => {
+                    let reply = recover(resource).await?;
+                    store(st, user_id, &key, &reply).await;
+                    Ok(reply.into_response(true))
                 }
-                Err(e) => {
+                // Nothing was done: the key is free again and a retry runs.
+                None if failure.status.is_server_error() => Err(failure),
+                None => {
                     // A refusal is an answer too: the same request gets the same refusal.
-                    let body = serde_json::json!({"error": {"code": e.code, "message": e.message, "details": e.details}});
-                    store(
-                        st,
-                        user_id,
-                        &key,
-                        &Reply {
-                            status: e.status,
-                            body,
-                        },
-                    )
-                    .await;
-                    Err(e)
+                    let reply = Reply {
+                        status: failure.status,
+                        body: failure.body(),
+                    };
+                    store(st, user_id, &key, &reply).await;
+                    Err(failure)
                 }
             }
         }
     }
+}
+
+/// After a failed effect: what is bound to the key, if anything. When the failure is worth a
+/// retry (`release`), the key is also freed, but only while nothing is bound to it.
+async fn made_or_released(st: &AppState, user_id: i64, key: &str, release: bool) -> Option<String> {
+    let found = async {
+        let mut conn = st.db.write().await?;
+        if release {
+            idempotency::release(&mut conn, user_id, key).await
+        } else {
+            idempotency::bound_to(&mut conn, user_id, key).await
+        }
+    };
+    found.await.unwrap_or_else(|e| {
+        // Unknown: the record stays and its age decides (see `ABANDONED_AFTER`).
+        tracing::warn!(error = %e, "idempotency record not settled after a failure");
+        None
+    })
 }
 
 async fn store(st: &AppState, user_id: i64, key: &str, reply: &Reply) {

@@ -8,6 +8,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod limits;
 pub mod metrics;

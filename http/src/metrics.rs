@@ -17,6 +17,8 @@ pub struct Metrics {
     pub pool_in_use: IntGauge,
     /// `db_pool_connections_max`.
     pub pool_max: IntGauge,
+    /// `db_rows_purged_total{table}`: expired rows deleted by housekeeping.
+    pub purged: IntCounterVec,
 }
 
 impl Metrics {
@@ -45,16 +47,25 @@ impl Metrics {
             "Database connections checked out",
         )?;
         let pool_max = IntGauge::new("db_pool_connections_max", "Database pool size")?;
+        let purged = IntCounterVec::new(
+            Opts::new(
+                "db_rows_purged_total",
+                "Expired rows deleted by housekeeping, by table",
+            ),
+            &["table"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool_in_use.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(purged.clone()))?;
         Ok(Metrics {
             registry,
             requests,
             latency,
             pool_in_use,
             pool_max,
+            purged,
         })
     }
 

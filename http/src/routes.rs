@@ -1,98 +1,134 @@
-//! The one route table of the mall.
+//! The one route table of the mall. Every path is a resource (so another method on it is 405
+//! with `Allow`, not 404), and every route passes [`access`] once the router has matched it, so
+//! an unknown path (404) or method (405) is answered before any token is looked at.
 
-use actix_web::web;
+use actix_web::middleware::from_fn;
+use actix_web::{Route, web};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::handlers::{admin, cart, catalog, checkout, identity, ops, orders, payments};
+use crate::middleware::access::access;
 use crate::openapi::ApiDoc;
+
+/// `route` behind authentication, rate limits and authorization.
+fn gated(route: Route) -> Route {
+    route.wrap(from_fn(access))
+}
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(ops::metrics))
-        .route(
-            "/docs",
-            web::get().to(|| async {
-                actix_web::HttpResponse::PermanentRedirect()
-                    .insert_header(("Location", "/docs/"))
-                    .finish()
-            }),
-        )
+    cfg.service(web::resource("/healthz").route(gated(web::get().to(ops::healthz))))
+        .service(web::resource("/readyz").route(gated(web::get().to(ops::readyz))))
+        .service(web::resource("/metrics").route(gated(web::get().to(ops::metrics))))
+        .service(web::resource("/docs").route(gated(web::get().to(|| async {
+            actix_web::HttpResponse::PermanentRedirect()
+                .insert_header(("Location", "/docs/"))
+                .finish()
+        }))))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", ApiDoc::openapi()))
         .service(
             web::scope("/api/v1")
-                .route("/users", web::post().to(identity::register))
+                .service(web::resource("/users").route(gated(web::post().to(identity::register))))
                 .service(
                     web::resource("/users/me")
-                        .route(web::get().to(identity::me))
-                        .route(web::patch().to(identity::update_me))
-                        .route(web::delete().to(identity::close_me)),
+                        .route(gated(web::get().to(identity::me)))
+                        .route(gated(web::patch().to(identity::update_me)))
+                        .route(gated(web::delete().to(identity::close_me))),
                 )
-                .route("/auth/login", web::post().to(identity::login))
-                .route("/auth/refresh", web::post().to(identity::refresh))
-                .route("/auth/logout", web::post().to(identity::logout))
-                .route("/auth/verify", web::get().to(identity::verify))
+                .service(web::resource("/auth/login").route(gated(web::post().to(identity::login))))
+                .service(
+                    web::resource("/auth/refresh").route(gated(web::post().to(identity::refresh))),
+                )
+                .service(
+                    web::resource("/auth/logout").route(gated(web::post().to(identity::logout))),
+                )
+                .service(
+                    web::resource("/auth/verify").route(gated(web::get().to(identity::verify))),
+                )
                 .service(
                     web::resource("/products")
-                        .route(web::get().to(catalog::list_products))
-                        .route(web::post().to(catalog::create_product)),
+                        .route(gated(web::get().to(catalog::list_products)))
+                        .route(gated(web::post().to(catalog::create_product))),
                 )
                 // Before `/products/{id}`, which would otherwise take `batch` for an id.
-                .route("/products/batch", web::post().to(catalog::batch_products))
+                .service(
+                    web::resource("/products/batch")
+                        .route(gated(web::post().to(catalog::batch_products))),
+                )
                 .service(
                     web::resource("/products/{id}")
-                        .route(web::get().to(catalog::get_product))
-                        .route(web::patch().to(catalog::update_product))
-                        .route(web::delete().to(catalog::delete_product)),
+                        .route(gated(web::get().to(catalog::get_product)))
+                        .route(gated(web::patch().to(catalog::update_product)))
+                        .route(gated(web::delete().to(catalog::delete_product))),
                 )
-                .route("/admin/users", web::get().to(admin::list_users))
+                .service(
+                    web::resource("/admin/users").route(gated(web::get().to(admin::list_users))),
+                )
                 .service(
                     web::resource("/admin/users/{id}")
-                        .route(web::get().to(admin::get_user))
-                        .route(web::delete().to(admin::close_user)),
+                        .route(gated(web::get().to(admin::get_user)))
+                        .route(gated(web::delete().to(admin::close_user))),
                 )
-                .route("/admin/users/{id}/roles", web::put().to(admin::set_roles))
+                .service(
+                    web::resource("/admin/users/{id}/roles")
+                        .route(gated(web::put().to(admin::set_roles))),
+                )
                 .service(
                     web::resource("/admin/users/{id}/ban")
-                        .route(web::post().to(admin::ban))
-                        .route(web::delete().to(admin::unban)),
+                        .route(gated(web::post().to(admin::ban)))
+                        .route(gated(web::delete().to(admin::unban))),
                 )
                 .service(
                     web::resource("/cart")
-                        .route(web::post().to(cart::create))
-                        .route(web::get().to(cart::get))
-                        .route(web::delete().to(cart::clear)),
+                        .route(gated(web::post().to(cart::create)))
+                        .route(gated(web::get().to(cart::get)))
+                        .route(gated(web::delete().to(cart::clear))),
                 )
-                .route("/cart/items", web::post().to(cart::add_item))
+                .service(web::resource("/cart/items").route(gated(web::post().to(cart::add_item))))
                 .service(
                     web::resource("/cart/items/{product_id}")
-                        .route(web::put().to(cart::set_item))
-                        .route(web::delete().to(cart::remove_item)),
+                        .route(gated(web::put().to(cart::set_item)))
+                        .route(gated(web::delete().to(cart::remove_item))),
                 )
                 .service(
                     web::resource("/orders")
-                        .route(web::post().to(orders::create))
-                        .route(web::get().to(orders::list)),
+                        .route(gated(web::post().to(orders::create)))
+                        .route(gated(web::get().to(orders::list))),
                 )
                 .service(
                     web::resource("/orders/{id}")
-                        .route(web::get().to(orders::get))
-                        .route(web::patch().to(orders::update)),
+                        .route(gated(web::get().to(orders::get)))
+                        .route(gated(web::patch().to(orders::update))),
                 )
-                .route("/orders/{id}/cancel", web::post().to(orders::cancel))
-                .route("/orders/{id}/payments", web::get().to(orders::payments))
-                .route("/checkout", web::post().to(checkout::checkout))
-                .route("/payments", web::post().to(payments::open))
-                .route("/payments/{id}", web::get().to(payments::get))
-                .route("/payments/{id}/confirm", web::post().to(payments::confirm))
-                .route("/payments/{id}/cancel", web::post().to(payments::cancel))
-                .route("/admin/roles", web::get().to(admin::list_roles))
+                .service(
+                    web::resource("/orders/{id}/cancel")
+                        .route(gated(web::post().to(orders::cancel))),
+                )
+                .service(
+                    web::resource("/orders/{id}/payments")
+                        .route(gated(web::get().to(orders::payments))),
+                )
+                .service(
+                    web::resource("/checkout").route(gated(web::post().to(checkout::checkout))),
+                )
+                .service(web::resource("/payments").route(gated(web::post().to(payments::open))))
+                .service(web::resource("/payments/{id}").route(gated(web::get().to(payments::get))))
+                .service(
+                    web::resource("/payments/{id}/confirm")
+                        .route(gated(web::post().to(payments::confirm))),
+                )
+                .service(
+                    web::resource("/payments/{id}/cancel")
+                        .route(gated(web::post().to(payments::cancel))),
+                )
+                .service(
+                    web::resource("/admin/roles").route(gated(web::get().to(admin::list_roles))),
+                )
                 .service(
                     web::resource("/admin/roles/{name}")
-                        .route(web::put().to(admin::put_role))
-                        .route(web::delete().to(admin::delete_role)),
+                        .route(gated(web::put().to(admin::put_role)))
+                        .route(gated(web::delete().to(admin::delete_role))),
                 ),
         );
 }

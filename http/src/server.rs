@@ -8,8 +8,8 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use crate::auth::identity;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::extract::{json_config, path_config, payload_config, query_config};
-use crate::middleware::{access::access, observe::observe};
+use crate::extract::{path_config, payload_config};
+use crate::middleware::{access::blacklist, observe::observe};
 use crate::routes;
 use crate::state::{
     AppState, DEADLINE_LOOKAHEAD, DEADLINE_SWEEP_EVERY, POLICY_POLL_EVERY, StartupError,
@@ -34,13 +34,11 @@ pub fn app(
 > {
     App::new()
         .app_data(state)
-        .app_data(json_config())
         .app_data(payload_config())
-        .app_data(query_config())
         .app_data(path_config())
         .configure(routes::configure)
         .default_service(web::to(no_such_route))
-        .wrap(from_fn(access))
+        .wrap(from_fn(blacklist))
         .wrap(Compress::default())
         .wrap(from_fn(observe))
 }
@@ -65,6 +63,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     );
 
     crate::notices::spawn_listener(state.clone());
+    crate::housekeeping::spawn_purger(state.clone());
     let housekeeping = state.clone();
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

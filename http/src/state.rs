@@ -108,6 +108,12 @@ pub fn token_service(config: &Config) -> Result<TokenService, StartupError> {
 }
 
 impl AppState {
+    /// The deadline of a request starting now: its every hop (actor, placement lane) gives up
+    /// by then, so nothing it started takes effect after it was answered 503.
+    pub fn deadline(&self) -> std::time::Instant {
+        std::time::Instant::now() + Duration::from_millis(self.config.actors.call_timeout_ms)
+    }
+
     /// Builds the state: opens the pools, loads the policy, starts the actor registries.
     /// Must run inside an actix `System`.
     pub async fn build(config: Config) -> Result<AppState, StartupError> {

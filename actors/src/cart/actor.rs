@@ -4,6 +4,8 @@
 //! checkout is one turn too: the cart is placed as an order and emptied in one transaction, so
 //! a line added meanwhile waits for the next turn and stays in the cart.
 
+use std::time::Instant;
+
 use actix::{Actor, Context, Handler};
 
 use mall_db::repo::carts::{self, WriteOutcome};
@@ -104,7 +106,7 @@ impl Handler<Call<CheckOut>> for CartActor {
             self,
             call.sent_at,
             &self.metrics,
-            check_out(deps, user_id, cached, call.cmd),
+            check_out(deps, user_id, cached, call.cmd, call.answer_by),
             |(keep, reply), act: &mut Self, _ctx| {
                 act.state = keep;
                 reply
@@ -179,7 +181,13 @@ async fn check_out(
     user_id: i64,
     cached: Option<CartState>,
     cmd: CheckOut,
+    answer_by: Option<Instant>,
 ) -> (Option<CartState>, Result<Placed, CheckoutError>) {
+    // The caller's deadline goes on to the placement (the handle always sends one).
+    let Some(answer_by) = answer_by else {
+        let bug = CartError::Internal("a checkout was sent without its caller's deadline".into());
+        return (cached, Err(bug.into()));
+    };
     let mut state = match cached {
         Some(s) => s,
         None => match load(&deps.db, user_id).await {
@@ -204,7 +212,7 @@ async fn check_out(
                 charge: cmd.charge.clone(),
             }),
         };
-        match deps.placer.place(placement).await {
+        match deps.placer.place(placement, answer_by).await {
             Ok(placed) => {
                 let version = placed.cart_version.unwrap_or(cart_version + 1);
                 return (Some(CartState::emptied(version, cmd.now)), Ok(placed));

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use time::PrimitiveDateTime;
 
-use mall_db::Db;
 use mall_db::repo::carts;
+use mall_db::{Db, money};
 
 use mall_db::repo::placements::Placed;
 
@@ -134,10 +135,15 @@ impl CartHandle {
         self.run(user_id, CartOp::Remove { product_id }).await
     }
 
-    /// Checks the user's cart out (see [`CheckOut`]).
-    pub async fn check_out(&self, user_id: i64, cmd: CheckOut) -> Result<Placed, CheckoutError> {
+    /// Checks the user's cart out (see [`CheckOut`]), answering by `answer_by`.
+    pub async fn check_out(
+        &self,
+        user_id: i64,
+        cmd: CheckOut,
+        answer_by: Instant,
+    ) -> Result<Placed, CheckoutError> {
         self.registry
-            .call(&user_id, cmd)
+            .call_by(&user_id, cmd, answer_by)
             .await
             .map_err(|e| CheckoutError::Cart(e.into()))?
     }
@@ -159,7 +165,8 @@ impl CartHandle {
                 .map(|(id, name, price, deleted)| (id, (name, price, deleted)))
                 .collect()
         };
-        let items: Vec<CartLineView> = state
+        let overflow = |e: money::Overflow| CartError::Internal(e.to_string());
+        let items = state
             .lines
             .iter()
             .map(|l| {
@@ -168,21 +175,23 @@ impl CartHandle {
                         .get(&l.product_id)
                         .cloned()
                         .unwrap_or((String::new(), 0, true));
-                CartLineView {
+                Ok(CartLineView {
                     product_id: l.product_id,
                     name,
                     unit_price_cents: price,
                     quantity: l.quantity,
-                    line_total_cents: price.saturating_mul(i64::from(l.quantity)),
+                    line_total_cents: money::line_total(price, l.quantity).map_err(overflow)?,
                     available: !deleted,
-                }
+                })
             })
-            .collect();
-        let total_cents = items
-            .iter()
-            .filter(|i| i.available)
-            .map(|i| i.line_total_cents)
-            .sum();
+            .collect::<Result<Vec<CartLineView>, CartError>>()?;
+        let total_cents = money::sum(
+            items
+                .iter()
+                .filter(|i| i.available)
+                .map(|i| i.line_total_cents),
+        )
+        .map_err(overflow)?;
         Ok(CartView {
             items,
             total_cents,

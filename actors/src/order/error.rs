@@ -60,6 +60,9 @@ impl From<mall_db::repo::placements::PlaceError> for OrderError {
             PlaceError::CartChanged => {
                 OrderError::Unavailable("the cart changed during the checkout; retry".into())
             }
+            // The request gave up and its key was released: the answer it got (503) stands.
+            PlaceError::KeyNotHeld => OrderError::Unavailable(e.to_string()),
+            PlaceError::Overflow(overflow) => OrderError::Internal(overflow.to_string()),
             PlaceError::Db(db) => db.into(),
         }
     }

@@ -1,6 +1,7 @@
 //! `OrderHandle`: what the HTTP layer (and checkout) call for orders.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use mall_db::clock;
 use mall_db::models::PaymentRow;
@@ -53,6 +54,7 @@ impl OrderHandle {
         address: String,
         note: Option<String>,
         idem: Option<IdempotencyBinding>,
+        answer_by: Instant,
     ) -> Result<OrderWithItems, OrderError> {
         let now = clock::now();
         let placement = Placement {
@@ -62,7 +64,7 @@ impl OrderHandle {
             idem,
             checkout: None,
         };
-        let placed = self.deps.placer.place(placement).await?;
+        let placed = self.deps.placer.place(placement, answer_by).await?;
         self.placed(&placed).await;
         Ok(placed.order)
     }

@@ -163,16 +163,36 @@ impl<E: Entity> Registry<E> {
         E: Handler<Call<C>>,
         E::Context: ToEnvelope<E, Call<C>>,
     {
+        self.call_by(key, cmd, Instant::now() + self.config.call_timeout)
+            .await
+    }
+
+    /// [`Registry::call`] answered by `answer_by`, a deadline the caller carries from further
+    /// up (an HTTP request's): the actor sees it in [`Call::answer_by`] and hands it on to
+    /// whatever it waits for, so no hop starts a fresh timeout of its own.
+    pub async fn call_by<C>(
+        &self,
+        key: &E::Key,
+        cmd: C,
+        answer_by: Instant,
+    ) -> Result<C::Result, RuntimeError>
+    where
+        C: Message + Clone + Send + 'static,
+        C::Result: Send + 'static,
+        E: Handler<Call<C>>,
+        E::Context: ToEnvelope<E, Call<C>>,
+    {
         for _attempt in 0..2 {
             let addr = self.address(key);
             let sent_at = Instant::now();
             let call = Call {
                 cmd: cmd.clone(),
                 sent_at,
-                answer_by: Some(sent_at + self.config.call_timeout),
+                answer_by: Some(answer_by),
             };
             self.metrics.mailbox_depth.inc();
-            let answer = addr.send(call).timeout(self.config.call_timeout).await;
+            let wait = answer_by.saturating_duration_since(sent_at);
+            let answer = addr.send(call).timeout(wait).await;
             self.metrics.mailbox_depth.dec();
             match answer {
                 Ok(answer) => return Ok(answer),

@@ -10,14 +10,18 @@ use crate::pool::DbConn;
 use crate::schema::idempotency_keys;
 use crate::with_conn;
 
-/// `UPDATE idempotency_keys SET resource = $resource WHERE (user, key) = $binding`, expanded
-/// inside another repository's transaction (`$c` a concrete connection).
+/// `UPDATE idempotency_keys SET resource = $resource WHERE (user, key) = $binding AND resource
+/// IS NULL`, expanded inside another repository's transaction (`$c` a concrete connection);
+/// yields the number of rows bound. 0 means the key no longer waits for this effect (its caller
+/// gave up and released it, or another attempt bound it first): the effect must roll back, so
+/// a released key never has an effect behind it.
 macro_rules! bind {
     ($c:expr, $binding:expr, $resource:expr) => {
         diesel::update(
             $crate::schema::idempotency_keys::table
                 .filter($crate::schema::idempotency_keys::user_id.eq($binding.user_id))
-                .filter($crate::schema::idempotency_keys::idem_key.eq($binding.key.clone())),
+                .filter($crate::schema::idempotency_keys::idem_key.eq($binding.key.clone()))
+                .filter($crate::schema::idempotency_keys::resource.is_null()),
         )
         .set($crate::schema::idempotency_keys::resource.eq(Some($resource)))
         .execute($c)
@@ -139,11 +143,38 @@ pub async fn complete(
     Ok(())
 }
 
-/// Forgets `key` (the request failed in a way worth retrying: the effect did not happen).
-pub async fn release(conn: &mut DbConn, user_id: i64, key: &str) -> Result<(), DbError> {
-    let q = diesel::delete(idempotency_keys::table.find((user_id, key.to_owned())));
-    with_conn!(conn, c => q.execute(c).await)?;
-    Ok(())
+/// The message of the error an effect fails with when its key was no longer held.
+pub const KEY_NOT_HELD: &str = "the Idempotency-Key was released before the effect committed";
+
+/// Forgets `key` so a retry can run, unless an effect is already bound to it: then its
+/// resource (`order:ID`, `payment:ID`) is returned and the record kept, so the retry finds
+/// what was made instead of making it again.
+pub async fn release(
+    conn: &mut DbConn,
+    user_id: i64,
+    key: &str,
+) -> Result<Option<String>, DbError> {
+    let q = diesel::delete(
+        idempotency_keys::table
+            .find((user_id, key.to_owned()))
+            .filter(idempotency_keys::resource.is_null()),
+    );
+    if with_conn!(conn, c => q.execute(c).await)? > 0 {
+        return Ok(None);
+    }
+    bound_to(conn, user_id, key).await
+}
+
+/// What an effect bound to `key` (`order:ID`, `payment:ID`), if anything.
+pub async fn bound_to(
+    conn: &mut DbConn,
+    user_id: i64,
+    key: &str,
+) -> Result<Option<String>, DbError> {
+    let q = idempotency_keys::table
+        .find((user_id, key.to_owned()))
+        .select(idempotency_keys::resource);
+    Ok(with_conn!(conn, c => q.first::<Option<String>>(c).await.optional())?.flatten())
 }
 
 /// Deletes expired records (housekeeping).

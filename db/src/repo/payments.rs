@@ -38,6 +38,13 @@ pub enum Opened {
     NotPayable,
 }
 
+/// The error that rolls an effect back when its key is no longer held (see `bind!`): a caller
+/// that gave up is answered 503, and so is this late effect, so nothing happens behind a
+/// released key.
+fn key_not_held() -> DbError {
+    DbError::Unavailable(super::idempotency::KEY_NOT_HELD.to_owned())
+}
+
 /// Opens a session for the user's order, or returns its pending one. `id`, times and the
 /// deadline come from the caller; the amount is always the order's.
 pub async fn open(
@@ -70,8 +77,10 @@ pub async fn open(
                 .await
                 .optional()?;
             if let Some(p) = pending {
-                if let Some(b) = &idem {
-                    super::idempotency::bind!(c, b, format!("payment:{}", p.id))?;
+                if let Some(b) = &idem
+                    && super::idempotency::bind!(c, b, format!("payment:{}", p.id))? == 0
+                {
+                    return Err(key_not_held());
                 }
                 return Ok(Some(Opened::Existing(p)));
             }
@@ -97,8 +106,10 @@ pub async fn open(
                 Err(DbError::UniqueViolation(_)) => return Ok(None),
                 Err(e) => return Err(e),
             }
-            if let Some(b) = &idem {
-                super::idempotency::bind!(c, b, format!("payment:{}", row.id))?;
+            if let Some(b) = &idem
+                && super::idempotency::bind!(c, b, format!("payment:{}", row.id))? == 0
+            {
+                return Err(key_not_held());
             }
             Ok(Some(Opened::Created(row)))
         }).await)?;
@@ -219,8 +230,10 @@ pub async fn settle(
         .await
         .optional()?;
         let Some(order) = order else { return Err(Rollback::Answer(Settled::OrderNotPayable)) };
-        if let Some(b) = &idem {
-            super::idempotency::bind!(c, b, format!("payment:{}", payment.id))?;
+        if let Some(b) = &idem
+            && super::idempotency::bind!(c, b, format!("payment:{}", payment.id))? == 0
+        {
+            return Err(Rollback::Db(key_not_held()));
         }
         Ok(Settled::Paid(Box::new((payment, order))))
     }).await);

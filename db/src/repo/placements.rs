@@ -20,6 +20,7 @@ use super::orders::{IdempotencyBinding, NewOrder, OrderWithItems, WantedLine, st
 use super::payments::status as payment_status;
 use crate::error::DbError;
 use crate::models::{OrderItemRow, OrderRow, PaymentRow};
+use crate::money::{self, Overflow};
 use crate::pool::{DbConn, SqliteConn};
 use crate::schema::{cart_lines, carts, order_items, orders, payments, products};
 use crate::with_conn;
@@ -96,6 +97,13 @@ pub enum PlaceError {
     /// The checkout's cart was not at the version it read (another writer changed it).
     #[error("the cart changed")]
     CartChanged,
+    /// The order's `Idempotency-Key` is no longer waiting for it: its caller gave up and the key
+    /// was released, or another attempt of the same request bound it first.
+    #[error("the Idempotency-Key is no longer held for this order")]
+    KeyNotHeld,
+    /// A total left `i64` (impossible within the API's bounds: a bug or an old row).
+    #[error(transparent)]
+    Overflow(#[from] Overflow),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -123,8 +131,8 @@ pub async fn place(conn: &mut DbConn, batch: &[Placement]) -> Vec<Result<Placed,
                     }
                     break;
                 }
-                Err(Abort::CartChanged(k)) => {
-                    answers[group.remove(k)] = Some(Err(PlaceError::CartChanged));
+                Err(Abort::Drop(k, why)) => {
+                    answers[group.remove(k)] = Some(Err(why));
                 }
                 Err(Abort::StockMoved) if retries < STOCK_RETRIES => retries += 1,
                 // Nothing to do with any one order: each of them is told to retry later.
@@ -158,8 +166,9 @@ pub async fn place(conn: &mut DbConn, batch: &[Placement]) -> Vec<Result<Placed,
 
 /// Why one try at a batch rolled back.
 enum Abort {
-    /// The placement at this index of the group found its cart changed.
-    CartChanged(usize),
+    /// The placement at this index of the group cannot be placed, for this reason; the others
+    /// are tried again without it.
+    Drop(usize, PlaceError),
     /// A product's stock was not what the batch read.
     StockMoved,
     /// The database failed.
@@ -332,11 +341,11 @@ pub fn allocate<'a>(
 }
 
 /// The rows a placed order adds.
-fn rows_of(
-    p: &Placement,
-    products: &HashMap<i64, Stocked>,
-) -> (OrderRow, Vec<OrderItemRow>, Option<PaymentRow>) {
-    let items: Vec<OrderItemRow> = p
+type OrderRows = (OrderRow, Vec<OrderItemRow>, Option<PaymentRow>);
+
+/// The rows a placed order adds, priced from `products`.
+fn rows_of(p: &Placement, products: &HashMap<i64, Stocked>) -> Result<OrderRows, Overflow> {
+    let items = p
         .lines
         .iter()
         .enumerate()
@@ -345,21 +354,18 @@ fn rows_of(
                 .get(&line.product_id)
                 .map(|s| (s.name.clone(), s.price_cents))
                 .unwrap_or_default();
-            OrderItemRow {
+            Ok(OrderItemRow {
                 order_id: p.order.id,
                 position: i32::try_from(i).unwrap_or(i32::MAX),
                 product_id: line.product_id,
                 name,
                 unit_price_cents: price,
                 quantity: line.quantity,
-                line_total_cents: price.saturating_mul(i64::from(line.quantity)),
-            }
+                line_total_cents: money::line_total(price, line.quantity)?,
+            })
         })
-        .collect();
-    let total_cents = items
-        .iter()
-        .map(|i| i.line_total_cents)
-        .fold(0i64, i64::saturating_add);
+        .collect::<Result<Vec<OrderItemRow>, Overflow>>()?;
+    let total_cents = money::sum(items.iter().map(|i| i.line_total_cents))?;
     let charge = p.checkout.as_ref().and_then(|c| c.charge.as_ref());
     let paid = matches!(charge, Some(Charge::Approved { .. }));
     let order = OrderRow {
@@ -407,7 +413,7 @@ fn rows_of(
             version: 1,
         }
     });
-    (order, items, payment)
+    Ok((order, items, payment))
 }
 
 /// One try at placing the orders `group` names, in one transaction.
@@ -427,18 +433,26 @@ async fn attempt(
         let products: HashMap<i64, Stocked> = stocked.into_iter().map(|s| (s.id, s)).collect();
         let mut left = products.clone();
         let verdicts = allocate(&mut left, group.iter().map(|&i| batch[i].lines.as_slice()));
+        // Every accepted order is priced before anything is written.
+        let mut priced = Vec::with_capacity(group.len());
+        for (k, (&i, verdict)) in group.iter().zip(verdicts).enumerate() {
+            priced.push(match verdict {
+                Ok(()) => Ok(rows_of(&batch[i], &products).map_err(|e| Abort::Drop(k, e.into()))?),
+                Err(refused) => Err(refused),
+            });
+        }
 
         // Carts first: a checkout whose cart changed is taken out of the batch.
         let mut emptied: Vec<i64> = Vec::new();
-        for (k, (&i, verdict)) in group.iter().zip(&verdicts).enumerate() {
-            let (Ok(()), Some(part)) = (verdict, &batch[i].checkout) else { continue };
+        for (k, (&i, rows)) in group.iter().zip(&priced).enumerate() {
+            let (Ok(_), Some(part)) = (rows, &batch[i].checkout) else { continue };
             let user = batch[i].order.user_id;
             let bumped = diesel::update(carts::table.find(user).filter(carts::version.eq(part.cart_version)))
                 .set((carts::version.eq(part.cart_version + 1), carts::updated_at.eq(batch[i].now)))
                 .execute(c)
                 .await?;
             if bumped == 0 {
-                return Err(Abort::CartChanged(k));
+                return Err(Abort::Drop(k, PlaceError::CartChanged));
             }
             emptied.push(user);
         }
@@ -471,23 +485,27 @@ async fn attempt(
         let mut item_rows = Vec::new();
         let mut payment_rows = Vec::new();
         let mut answers = Vec::with_capacity(group.len());
-        for (&i, verdict) in group.iter().zip(verdicts) {
-            let p = &batch[i];
-            if let Err(refused) = verdict {
-                answers.push(Err(refused));
-                continue;
-            }
-            let (order, items, payment) = rows_of(p, &products);
+        for (&i, rows) in group.iter().zip(priced) {
+            let (order, items, payment) = match rows {
+                Ok(rows) => rows,
+                Err(refused) => {
+                    answers.push(Err(refused));
+                    continue;
+                }
+            };
             order_rows.push(order.clone());
             item_rows.extend(items.iter().cloned());
             payment_rows.extend(payment.iter().cloned());
-            let cart_version = p.checkout.as_ref().map(|part| part.cart_version + 1);
+            let cart_version = batch[i].checkout.as_ref().map(|part| part.cart_version + 1);
             answers.push(Ok(Placed { order: (order, items), payment, cart_version }));
         }
         c.insert_rows(NewRows { orders: order_rows, items: item_rows, payments: payment_rows }).await?;
-        for (&i, answer) in group.iter().zip(&answers) {
+        for (k, (&i, answer)) in group.iter().zip(&answers).enumerate() {
             if let (Ok(placed), Some(b)) = (answer, &batch[i].idem) {
-                super::idempotency::bind!(c, b, format!("order:{}", placed.order.0.id))?;
+                // The key must still wait for this order: a caller that gave up released it.
+                if super::idempotency::bind!(c, b, format!("order:{}", placed.order.0.id))? == 0 {
+                    return Err(Abort::Drop(k, PlaceError::KeyNotHeld));
+                }
             }
         }
         Ok(answers)

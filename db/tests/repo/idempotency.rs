@@ -13,6 +13,8 @@ on_both_backends!(
     a_key_is_claimed_once_then_replayed,
     another_request_under_a_key_is_a_mismatch,
     a_dead_request_frees_its_key_or_shows_what_it_made,
+    a_key_is_released_only_while_nothing_is_bound_to_it,
+    expired_records_are_purged_and_live_ones_kept,
 );
 
 async fn claim(db: &Db, user: i64, key: &str, fp: &str) -> Claim {
@@ -90,4 +92,72 @@ async fn a_dead_request_frees_its_key_or_shows_what_it_made(db: &Db) {
             resource: "order:42".into()
         }
     );
+}
+
+/// Binds `resource` to the key as an effect's transaction would; the rows bound.
+async fn bind(db: &Db, user: i64, key: &str, resource: &str) -> usize {
+    let mut conn = wr(db).await;
+    with_conn!(&mut conn, c => diesel::update(
+        idempotency_keys::table
+            .find((user, key.to_owned()))
+            .filter(idempotency_keys::resource.is_null()),
+    )
+    .set(idempotency_keys::resource.eq(Some(resource.to_owned())))
+    .execute(c)
+    .await)
+    .unwrap()
+}
+
+async fn a_key_is_released_only_while_nothing_is_bound_to_it(db: &Db) {
+    let u = add_user(db, "idem5@example.com", &[]).await.id;
+    // Nothing bound: released, and the next claim is fresh.
+    assert_eq!(claim(db, u, "k", "fp").await, Claim::Fresh);
+    let released = idempotency::release(&mut wr(db).await, u, "k").await;
+    assert_eq!(released.unwrap(), None);
+    assert_eq!(claim(db, u, "k", "fp").await, Claim::Fresh);
+    // Bound: kept, and release says what was made.
+    assert_eq!(bind(db, u, "k", "order:7").await, 1);
+    let released = idempotency::release(&mut wr(db).await, u, "k").await;
+    assert_eq!(released.unwrap(), Some("order:7".to_owned()));
+    assert_eq!(claim(db, u, "k", "fp").await, Claim::InProgress);
+    // A second effect cannot bind a key already bound, nor a released one.
+    assert_eq!(bind(db, u, "k", "order:8").await, 0);
+    assert_eq!(claim(db, u, "k2", "fp").await, Claim::Fresh);
+    idempotency::release(&mut wr(db).await, u, "k2")
+        .await
+        .unwrap();
+    assert_eq!(bind(db, u, "k2", "order:9").await, 0);
+}
+
+async fn expired_records_are_purged_and_live_ones_kept(db: &Db) {
+    let u = add_user(db, "idem6@example.com", &[]).await.id;
+    let now = clock::now();
+    for (key, expires) in [
+        ("old", now - Duration::seconds(1)),
+        ("live", now + Duration::hours(1)),
+    ] {
+        idempotency::claim(
+            &mut wr(db).await,
+            u,
+            key,
+            "fp",
+            now - Duration::hours(25),
+            expires,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        idempotency::purge_expired(&mut wr(db).await, now)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        idempotency::purge_expired(&mut wr(db).await, now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(claim(db, u, "live", "fp").await, Claim::InProgress);
 }

@@ -25,6 +25,9 @@ on_both_backends!(
     an_order_breaking_a_constraint_does_not_fail_its_batch,
     idempotency_keys_are_bound_to_what_was_placed,
     concurrent_batches_never_oversell,
+    an_order_whose_key_was_released_is_not_placed,
+    a_total_past_i64_is_refused_not_capped,
+    stock_given_back_never_fails_on_a_bound,
 );
 
 async fn product(db: &Db, merchant: i64, price_cents: i64, stock: i64) -> i64 {
@@ -411,4 +414,112 @@ async fn two_writers_on_one_sqlite_file_take_turns() {
     );
     assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 60);
     assert_eq!(stock(&first, hot).await, 0);
+}
+
+/// Claims `key` for `user` now (24 h).
+async fn claim(db: &Db, user: i64, key: &str) {
+    let now = clock::now();
+    let claim = idempotency::claim(
+        &mut wr(db).await,
+        user,
+        key,
+        "fp",
+        now,
+        now + Duration::hours(24),
+    )
+    .await
+    .unwrap();
+    assert_eq!(claim, Claim::Fresh);
+}
+
+async fn an_order_whose_key_was_released_is_not_placed(db: &Db) {
+    let user = add_user(db, "idem-released@example.com", &[]).await.id;
+    let p = product(db, user, 100, 5).await;
+    claim(db, user, "gave-up").await;
+    claim(db, user, "waiting").await;
+    // The first caller gave up and its key was released before its placement ran.
+    assert_eq!(
+        idempotency::release(&mut wr(db).await, user, "gave-up")
+            .await
+            .unwrap(),
+        None
+    );
+    let mut late = order(user, &[(p, 2)]);
+    late.idem = Some(IdempotencyBinding {
+        user_id: user,
+        key: "gave-up".into(),
+    });
+    let mut other = order(user, &[(p, 1)]);
+    other.idem = Some(IdempotencyBinding {
+        user_id: user,
+        key: "waiting".into(),
+    });
+    let answers = place(db, &[late.clone(), other]).await;
+    assert!(
+        matches!(answers[0], Err(PlaceError::KeyNotHeld)),
+        "{:?}",
+        answers[0]
+    );
+    placed(&answers[1]);
+    assert_eq!(
+        stock(db, p).await,
+        4,
+        "only the order still awaited took stock"
+    );
+    let mut conn = rd(db).await;
+    assert_eq!(orders::load(&mut conn, late.order.id).await.unwrap(), None);
+    // A key bound to one order cannot be bound to a second.
+    drop(conn);
+    let mut again = order(user, &[(p, 1)]);
+    again.idem = Some(IdempotencyBinding {
+        user_id: user,
+        key: "waiting".into(),
+    });
+    let answers = place(db, &[again]).await;
+    assert!(
+        matches!(answers[0], Err(PlaceError::KeyNotHeld)),
+        "{:?}",
+        answers[0]
+    );
+    assert_eq!(stock(db, p).await, 4);
+}
+
+/// Sets a product's price or stock directly, past what the API lets a client write (a row
+/// from before the bounds).
+async fn set_raw(db: &Db, id: i64, price_cents: Option<i64>, stock: Option<i64>) {
+    let mut conn = wr(db).await;
+    with_conn!(&mut conn, c => diesel::update(products_table::table.find(id))
+        .set((price_cents.map(|v| products_table::price_cents.eq(v)), stock.map(|v| products_table::stock.eq(v))))
+        .execute(c)
+        .await)
+    .unwrap();
+}
+
+async fn a_total_past_i64_is_refused_not_capped(db: &Db) {
+    let user = add_user(db, "overflow@example.com", &[]).await.id;
+    let huge = product(db, user, 1, 10).await;
+    let fine = product(db, user, 100, 10).await;
+    set_raw(db, huge, Some(i64::MAX / 2 + 1), None).await;
+    let answers = place(db, &[order(user, &[(huge, 2)]), order(user, &[(fine, 1)])]).await;
+    assert!(
+        matches!(answers[0], Err(PlaceError::Overflow(_))),
+        "{:?}",
+        answers[0]
+    );
+    placed(&answers[1]);
+    assert_eq!(stock(db, huge).await, 10, "the refused order took nothing");
+    assert_eq!(stock(db, fine).await, 9);
+}
+
+async fn stock_given_back_never_fails_on_a_bound(db: &Db) {
+    let user = add_user(db, "giveback@example.com", &[]).await.id;
+    let p = product(db, user, 100, 10).await;
+    let answers = place(db, &[order(user, &[(p, 3)])]).await;
+    let id = placed(&answers[0]).order.0.id;
+    // Someone set the stock near the top of i64 meanwhile (an old row): the cancel still
+    // succeeds and the stock saturates instead of overflowing.
+    set_raw(db, p, None, Some(i64::MAX - 1)).await;
+    let cancelled = orders::cancel(&mut wr(db).await, id, "user", clock::now()).await;
+    assert!(cancelled.unwrap().is_some(), "the order was cancelled");
+    assert_eq!(stock(db, p).await, i64::MAX);
 }

@@ -27,6 +27,10 @@ use crate::state::AppState;
 pub const DEFAULT_ROLE: &str = "customer";
 /// The role that may do everything; it cannot be changed or deleted through the API.
 pub const ADMIN_ROLE: &str = "admin";
+/// The roles seeded at first start. None can be deleted: every new account gets `customer`,
+/// merchants' products name `merchant` in the policy, and `admin` can do everything. The
+/// permissions of `customer` and `merchant` can be replaced.
+pub const BUILT_IN_ROLES: [&str; 3] = [ADMIN_ROLE, DEFAULT_ROLE, "merchant"];
 /// Most permissions one role may hold.
 pub const MAX_PERMISSIONS: usize = 100;
 
@@ -307,20 +311,25 @@ pub async fn update_me(
     user: &AuthUser,
     req: UpdateMeRequest,
 ) -> Result<UserView, ApiError> {
+    let null = |field: &Option<Option<String>>| {
+        matches!(field, Some(None)).then(|| "must not be null".to_owned())
+    };
     check(vec![
-        ("name", req.name.as_deref().and_then(name_problem)),
-        (
-            "password",
-            req.password.as_deref().and_then(password_problem),
-        ),
+        ("name", null(&req.name)),
+        ("password", null(&req.password)),
+    ])?;
+    let (name, password) = (req.name.flatten(), req.password.flatten());
+    check(vec![
+        ("name", name.as_deref().and_then(name_problem)),
+        ("password", password.as_deref().and_then(password_problem)),
         (
             "current_password",
-            (req.password.is_some() && req.current_password.is_none())
+            (password.is_some() && req.current_password.is_none())
                 .then(|| "is required to change the password".into()),
         ),
     ])?;
     let row = open_user(st, user.id).await?;
-    let new_hash = match (req.password, req.current_password) {
+    let new_hash = match (password, req.current_password) {
         (Some(new), Some(current)) => {
             if !verify_blocking(current, row.password_hash.clone()).await? {
                 return Err(ApiError::invalid_credentials());
@@ -329,7 +338,7 @@ pub async fn update_me(
         }
         _ => None,
     };
-    if req.name.is_none() && new_hash.is_none() {
+    if name.is_none() && new_hash.is_none() {
         return Ok(UserView::of(&row, roles_of(st, user.id).await?));
     }
     let now = clock::now();
@@ -337,7 +346,7 @@ pub async fn update_me(
     let updated = repo::users::update_profile(
         &mut conn,
         user.id,
-        req.name.as_deref(),
+        name.as_deref(),
         new_hash.as_deref(),
         now,
     )
@@ -595,10 +604,10 @@ pub async fn put_role(
 
 /// `DELETE /admin/roles/{name}`
 pub async fn delete_role(st: &AppState, name: &str) -> Result<(), ApiError> {
-    if name == ADMIN_ROLE {
-        return Err(ApiError::forbidden(
-            "the admin role is built in and cannot be deleted",
-        ));
+    if BUILT_IN_ROLES.contains(&name) {
+        return Err(ApiError::forbidden(format!(
+            "the {name} role is built in and cannot be deleted"
+        )));
     }
     let mut conn = st.db.write().await?;
     let gone = repo::roles::delete(&mut conn, name).await?;

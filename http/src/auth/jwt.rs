@@ -9,7 +9,7 @@
 //! `alg: none` and algorithm-confusion tokens are refused), every claim is
 //! required, `iss` and `aud` must match, `exp` is checked strictly (a token is
 //! dead from the second named in `exp` on, plus the configured leeway), an
-//! `iat` further in the future than the leeway is refused, and `sub` / `sid`
+//! `iat` or `nbf` further in the future than the leeway is refused, and `sub` / `sid`
 //! must be canonical decimal `i64`s.
 
 use std::fmt;
@@ -139,6 +139,10 @@ pub struct Claims {
     pub jti: String,
     /// The login session id as a decimal string.
     pub sid: String,
+    /// Not before, in seconds since the Unix epoch: optional (the mall writes none), but a
+    /// token that carries one is refused until then (past the leeway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 impl Claims {
@@ -313,6 +317,7 @@ impl TokenService {
             iat,
             jti: jti.clone(),
             sid: session_id.to_string(),
+            nbf: None,
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.encoding)
             .map_err(|e| JwtError::Signing(e.to_string()))?;
@@ -366,7 +371,7 @@ impl TokenService {
     }
 
     /// Strict time checks: the token is dead from `exp + leeway` on, and may
-    /// not claim to be issued after `now + leeway`.
+    /// not claim to be issued (`iat`) or valid from (`nbf`) after `now + leeway`.
     fn check_times(&self, claims: &Claims, now: OffsetDateTime) -> Result<(), JwtError> {
         // A clock before 1970 cannot happen in practice; treat it as 0.
         let now = u64::try_from(now.unix_timestamp()).unwrap_or(0);
@@ -375,6 +380,12 @@ impl TokenService {
         }
         if claims.iat > now.saturating_add(self.leeway_secs) {
             return Err(JwtError::Rejected("token issued in the future".into()));
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway_secs))
+        {
+            return Err(JwtError::Rejected("token not valid yet (nbf)".into()));
         }
         if claims.iat >= claims.exp {
             return Err(JwtError::Rejected(
@@ -631,6 +642,7 @@ mod tests {
                 iat,
                 jti: issued.jti.clone(),
                 sid: "7".to_owned(),
+                nbf: None,
             }
         );
         assert_eq!(claims.user_id(), Some(USER));
@@ -853,6 +865,27 @@ mod tests {
             service.verify_at(&issued.token, t - Duration::seconds(1)),
             "future",
         );
+    }
+
+    #[test]
+    fn nbf_in_the_future_is_rejected_past_the_leeway() {
+        let t = unix(now());
+        let mut claims = valid_claims_json();
+        claims["nbf"] = json!(t + 120);
+        expect_rejected(hs_service().verify(&sign_hs256(&claims)), "nbf");
+        claims["nbf"] = json!(t);
+        assert!(hs_service().verify(&sign_hs256(&claims)).is_ok());
+
+        let mut lenient = settings(Algorithm::Hs256, KeyMaterial::Secret(SECRET.to_owned()));
+        lenient.leeway_secs = 60;
+        let lenient = TokenService::new(lenient).expect("service");
+        claims["nbf"] = json!(t + 30);
+        assert!(lenient.verify(&sign_hs256(&claims)).is_ok());
+        claims["nbf"] = json!(t + 120);
+        expect_rejected(lenient.verify(&sign_hs256(&claims)), "nbf");
+        // A string is not a time: the token does not decode.
+        claims["nbf"] = json!("0");
+        assert!(lenient.verify(&sign_hs256(&claims)).is_err());
     }
 
     #[test]
@@ -1130,6 +1163,7 @@ mod tests {
             iat: 0,
             jti: String::new(),
             sid: "-7".to_owned(),
+            nbf: None,
         };
         assert_eq!(claims.user_id(), Some(42));
         assert_eq!(claims.session_id(), Some(-7));

@@ -12,8 +12,10 @@ use super::stored_time;
 #[serde(deny_unknown_fields)]
 pub struct AddItemRequest {
     /// The product's id (a string).
+    #[schema(pattern = r"^[0-9]{1,19}$")]
     pub product_id: String,
     /// 1..=999; adds up with the line's current quantity (at most 999 in all).
+    #[schema(minimum = 1, maximum = 999)]
     pub quantity: i64,
 }
 
@@ -22,6 +24,7 @@ pub struct AddItemRequest {
 #[serde(deny_unknown_fields)]
 pub struct SetQuantityRequest {
     /// 0..=999; 0 removes the line.
+    #[schema(minimum = 0, maximum = 999)]
     pub quantity: i64,
 }
 

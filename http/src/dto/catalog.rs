@@ -1,11 +1,11 @@
 //! Bodies and query strings of the catalog routes (`/api/v1/products`).
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use mall_db::models::ProductRow;
 
-use super::stored_time;
+use super::{present, stored_time};
 
 /// A product as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -55,27 +55,23 @@ impl ProductView {
 #[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
     /// 1..=200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// At most 5000 characters (default empty).
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
-    /// Integer minor units, ≥ 0.
+    /// Integer minor units, 0..=100000000000.
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64)]
     pub price_cents: i64,
-    /// Integer, ≥ 0.
+    /// Integer, 0..=1000000000.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub stock: i64,
     /// At most 20, each 1..=64 characters once trimmed; duplicates are dropped.
+    #[schema(max_items = 20)]
     pub categories: Option<Vec<String>>,
     /// `http://` or `https://`, at most 2048 characters.
+    #[schema(max_length = 2048, pattern = r"^[hH][tT][tT][pP][sS]?://\S+$")]
     pub image_url: Option<String>,
-}
-
-/// Deserialises a field that is present: `Some(None)` for `null`, `Some(Some(v))` for a value;
-/// with `#[serde(default)]` an absent field stays `None`.
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `PATCH /products/{id}`: only the fields given change. `image_url: null` removes the picture;
@@ -85,27 +81,27 @@ where
 pub struct UpdateProductRequest {
     /// 1..=200 characters, not only spaces.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub name: Option<Option<String>>,
     /// At most 5000 characters.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, max_length = 5000)]
     pub description: Option<Option<String>>,
-    /// Integer minor units, ≥ 0.
+    /// Integer minor units, 0..=100000000000.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = i64, minimum = 0, maximum = 100_000_000_000_i64)]
     pub price_cents: Option<Option<i64>>,
-    /// Integer, ≥ 0.
+    /// Integer, 0..=1000000000.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = i64, minimum = 0, maximum = 1_000_000_000)]
     pub stock: Option<Option<i64>>,
     /// The complete new list (same rules as on creation).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Vec<String>, max_items = 20)]
     pub categories: Option<Option<Vec<String>>>,
     /// A new picture, or `null` to remove it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = r"^[hH][tT][tT][pP][sS]?://\S+$")]
     pub image_url: Option<Option<String>>,
 }
 
@@ -114,6 +110,7 @@ pub struct UpdateProductRequest {
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// 1..=100 product ids (strings).
+    #[schema(min_items = 1, max_items = 100)]
     pub ids: Vec<String>,
 }
 
@@ -131,10 +128,12 @@ pub struct BatchResponse {
 #[into_params(parameter_in = Query)]
 pub struct ProductSearch {
     /// Part of the name or description, any case (at most 200 characters).
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// A category, exactly.
     pub category: Option<String>,
     /// `newest` (default), `price_asc` or `price_desc`.
+    #[param(pattern = "^(newest|price_asc|price_desc)$")]
     pub sort: Option<String>,
 }
 

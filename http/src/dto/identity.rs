@@ -5,17 +5,20 @@ use utoipa::ToSchema;
 
 use mall_db::models::{RoleWithPermissions, UserRow};
 
-use super::stored_time;
+use super::{present, stored_time};
 
 /// `POST /users`
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Unique, case-insensitively.
+    #[schema(max_length = 254, pattern = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")]
     pub email: String,
     /// 8..=128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     /// 1..=64 characters.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
 }
 
@@ -71,14 +74,18 @@ pub struct VerifyResponse {
     pub expires_at: String,
 }
 
-/// `PATCH /users/me`
+/// `PATCH /users/me`: only the fields given change; `null` is refused (400).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMeRequest {
-    /// New display name.
-    pub name: Option<String>,
-    /// New password; needs `current_password`.
-    pub password: Option<String>,
+    /// New display name, 1..=64 characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, min_length = 1, max_length = 64)]
+    pub name: Option<Option<String>>,
+    /// New password, 8..=128 characters; needs `current_password`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, min_length = 8, max_length = 128)]
+    pub password: Option<Option<String>>,
     /// The current password.
     pub current_password: Option<String>,
 }
@@ -185,6 +192,7 @@ pub struct SetRolesRequest {
 #[serde(deny_unknown_fields)]
 pub struct BanRequest {
     /// Why (1..=500 characters).
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 
@@ -193,10 +201,13 @@ pub struct BanRequest {
 #[serde(deny_unknown_fields)]
 pub struct PermissionDto {
     /// An HTTP method or `*`.
+    #[schema(pattern = r"^(\*|GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$")]
     pub method: String,
     /// A regular expression matched against the whole request path.
+    #[schema(min_length = 1, max_length = 1000)]
     pub path: String,
     /// `allow` or `deny`.
+    #[schema(pattern = "^(allow|deny)$")]
     pub effect: String,
 }
 
@@ -205,6 +216,7 @@ pub struct PermissionDto {
 #[serde(deny_unknown_fields)]
 pub struct PutRoleRequest {
     /// The role's complete list of permissions (at most 100).
+    #[schema(max_items = 100)]
     pub permissions: Vec<PermissionDto>,
 }
 

@@ -1,12 +1,12 @@
 //! Bodies of the order, payment and checkout routes.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use mall_db::models::PaymentRow;
 use mall_db::repo::orders::OrderWithItems;
 
-use super::stored_time;
+use super::{present, stored_time};
 use crate::error::ApiError;
 
 /// A shipping address.
@@ -14,19 +14,26 @@ use crate::error::ApiError;
 #[serde(deny_unknown_fields)]
 pub struct Address {
     /// Recipient.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Phone number.
+    #[schema(min_length = 1, max_length = 200)]
     pub phone: String,
     /// Street and number.
+    #[schema(min_length = 1, max_length = 200)]
     pub line1: String,
     /// More of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub line2: Option<String>,
     /// City.
+    #[schema(min_length = 1, max_length = 200)]
     pub city: String,
     /// Postal code.
+    #[schema(min_length = 1, max_length = 200)]
     pub postal_code: String,
     /// Country.
+    #[schema(min_length = 1, max_length = 200)]
     pub country: String,
 }
 
@@ -80,8 +87,10 @@ pub fn check_note(note: Option<&str>) -> Result<(), ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct OrderLineRequest {
     /// The product's id.
+    #[schema(pattern = r"^[0-9]{1,19}$")]
     pub product_id: String,
     /// 1..=999.
+    #[schema(minimum = 1, maximum = 999)]
     pub quantity: i64,
 }
 
@@ -90,18 +99,13 @@ pub struct OrderLineRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateOrderRequest {
     /// 1..=100 lines, each product once.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<OrderLineRequest>,
     /// Where to ship.
     pub address: Address,
     /// A note (≤ 500 characters).
+    #[schema(max_length = 500)]
     pub note: Option<String>,
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `PATCH /orders/{id}`
@@ -110,9 +114,9 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 pub struct UpdateOrderRequest {
     /// A new address.
     pub address: Option<Address>,
-    /// A new note; `null` clears it.
+    /// A new note (≤ 500 characters); `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500)]
     pub note: Option<Option<String>>,
 }
 
@@ -120,6 +124,7 @@ pub struct UpdateOrderRequest {
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct OrderFilter {
     /// `pending_payment`, `paid` or `cancelled`.
+    #[param(pattern = "^(pending_payment|paid|cancelled)$")]
     pub status: Option<String>,
 }
 
@@ -128,12 +133,15 @@ pub struct OrderFilter {
 #[serde(deny_unknown_fields)]
 pub struct CardRequest {
     /// 13..=19 digits.
+    #[schema(pattern = "^[0-9]{13,19}$")]
     pub number: String,
     /// 1..=12.
+    #[schema(minimum = 1, maximum = 12)]
     pub exp_month: i64,
     /// e.g. 2030.
     pub exp_year: i64,
     /// 3..=4 digits.
+    #[schema(pattern = "^[0-9]{3,4}$")]
     pub cvc: String,
 }
 
@@ -153,6 +161,7 @@ impl From<CardRequest> for mall_actors::payment::Card {
 #[serde(deny_unknown_fields)]
 pub struct OpenPaymentRequest {
     /// The order to pay.
+    #[schema(pattern = r"^[0-9]{1,19}$")]
     pub order_id: String,
 }
 
@@ -162,7 +171,8 @@ pub struct OpenPaymentRequest {
 pub struct CheckoutRequest {
     /// Where to ship.
     pub address: Address,
-    /// A note.
+    /// A note (≤ 500 characters).
+    #[schema(max_length = 500)]
     pub note: Option<String>,
     /// Charge this card at once.
     pub card: Option<CardRequest>,

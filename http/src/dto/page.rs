@@ -14,8 +14,10 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 #[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
 pub struct PageQuery {
     /// 1-based page number (default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<i64>,
     /// Items per page, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<i64>,
 }
 

@@ -1,9 +1,9 @@
-//! Extractors and their error handling: the caller, JSON bodies, query strings.
+//! Extractors and their error handling: the caller, JSON bodies, query strings, and the
+//! strict checks every body and query string passes.
 
 pub mod body;
 pub mod caller;
+pub mod strict;
 
-pub use body::{
-    Json, json_config, optional_json, path_config, payload_config, query_config, required_json,
-};
+pub use body::{Json, Query, optional_json, path_config, payload_config, required_json};
 pub use caller::Caller;

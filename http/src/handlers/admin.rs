@@ -6,7 +6,7 @@ use crate::auth::identity::{self, parse_id};
 use crate::dto::PageQuery;
 use crate::dto::identity::*;
 use crate::error::ApiError;
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, Json, Query};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -17,8 +17,8 @@ type Data = web::Data<AppState>;
     responses((status = 200, body = inline(crate::dto::Paged<AdminUserView>)), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_users(
     st: Data,
-    search: web::Query<UserSearch>,
-    page: web::Query<PageQuery>,
+    search: Query<UserSearch>,
+    page: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (page, size) = page.into_inner().resolve()?;
     Ok(HttpResponse::Ok()
@@ -47,7 +47,8 @@ pub async fn set_roles(
 
 /// Ban a user: their tokens stop working at once.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/ban", tag = "admin", params(("id" = String, Path)), request_body = BanRequest,
-    responses((status = 204, description = "banned"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 204, description = "banned"), (status = 404, body = ErrorBody),
+        (status = 409, description = "invalid_state: an admin cannot ban their own account", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn ban(
     st: Data,
     caller: Caller,
@@ -74,7 +75,8 @@ pub async fn unban(
 
 /// Close a user's account.
 #[utoipa::path(delete, path = "/api/v1/admin/users/{id}", tag = "admin", params(("id" = String, Path)),
-    responses((status = 204, description = "closed"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 204, description = "closed"), (status = 404, body = ErrorBody),
+        (status = 409, description = "invalid_state: an admin closes their own account through /users/me", body = ErrorBody)), security(("bearer" = [])))]
 pub async fn close_user(
     st: Data,
     caller: Caller,
@@ -88,7 +90,7 @@ pub async fn close_user(
 /// Every role with its permissions.
 #[utoipa::path(get, path = "/api/v1/admin/roles", tag = "admin", params(PageQuery),
     responses((status = 200, body = inline(crate::dto::Paged<RoleView>)), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_roles(st: Data, page: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_roles(st: Data, page: Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let (page, size) = page.into_inner().resolve()?;
     Ok(HttpResponse::Ok().json(identity::list_roles(&st, page, size).await?))
 }

@@ -6,7 +6,7 @@ use crate::catalog;
 use crate::dto::PageQuery;
 use crate::dto::catalog::*;
 use crate::error::ApiError;
-use crate::extract::{Caller, Json};
+use crate::extract::{Caller, Json, Query};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
@@ -17,8 +17,8 @@ type Data = web::Data<AppState>;
     responses((status = 200, body = inline(crate::dto::Paged<ProductView>)), (status = 400, body = ErrorBody)))]
 pub async fn list_products(
     st: Data,
-    search: web::Query<ProductSearch>,
-    page: web::Query<PageQuery>,
+    search: Query<ProductSearch>,
+    page: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (page, size) = page.into_inner().resolve()?;
     Ok(HttpResponse::Ok().json(catalog::list(&st, search.into_inner(), page, size).await?))

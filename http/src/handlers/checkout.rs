@@ -31,6 +31,7 @@ pub async fn checkout(
     let address = address_json(&parsed.address, "address")?;
     check_note(parsed.note.as_deref())?;
     let user = caller.id;
+    let deadline = st.deadline();
     idempotency::guard(
         &st,
         user,
@@ -40,7 +41,7 @@ pub async fn checkout(
             let card = parsed.card.map(Into::into);
             let (order, payment) = st
                 .checkout
-                .run(user, address, parsed.note, card, idem)
+                .run(user, address, parsed.note, card, idem, deadline)
                 .await?;
             Ok(Reply::new(
                 StatusCode::CREATED,

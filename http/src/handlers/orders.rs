@@ -12,7 +12,7 @@ use crate::auth::identity::{ADMIN_ROLE, parse_id};
 use crate::dto::orders::*;
 use crate::dto::{PageQuery, Paged};
 use crate::error::ApiError;
-use crate::extract::{Caller, Json, optional_json, required_json};
+use crate::extract::{Caller, Json, Query, optional_json, required_json};
 use crate::idempotency::{self, Reply};
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
@@ -100,6 +100,7 @@ pub async fn create(
     let address = address_json(&parsed.address, "address")?;
     check_note(parsed.note.as_deref())?;
     let user = caller.id;
+    let deadline = st.deadline();
     idempotency::guard(
         &st,
         user,
@@ -108,7 +109,7 @@ pub async fn create(
         |idem| async {
             let order = st
                 .orders
-                .create(user, &lines, address, parsed.note, idem)
+                .create(user, &lines, address, parsed.note, idem, deadline)
                 .await?;
             Ok(Reply::new(StatusCode::CREATED, OrderDto::from(&order)))
         },
@@ -126,8 +127,8 @@ pub async fn create(
 pub async fn list(
     st: Data,
     caller: Caller,
-    filter: web::Query<OrderFilter>,
-    page: web::Query<PageQuery>,
+    filter: Query<OrderFilter>,
+    page: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (page, page_size) = page.into_inner().resolve()?;
     let status = filter.into_inner().status.filter(|s| !s.is_empty());
@@ -207,7 +208,7 @@ pub async fn payments(
     st: Data,
     caller: Caller,
     id: web::Path<String>,
-    page: web::Query<PageQuery>,
+    page: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "order")?;
     let (page, page_size) = page.into_inner().resolve()?;

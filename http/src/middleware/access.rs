@@ -1,7 +1,10 @@
-//! Who may pass: the IP blacklist, then the bearer token (authentication), the rate limit (per
-//! user with a valid token, else per client IP; `/api/` routes only), then the RBAC policy
-//! (authorization) over the normalised path. Whitelisted routes skip the last two, though a
-//! valid token on them still identifies the caller.
+//! Who may pass. [`blacklist`] wraps the whole application: a refused client network gets 403
+//! whatever it asks. [`access`] wraps each route, so it runs only once the router has found
+//! the route and its method (an unknown path is 404 and another method 405, for anyone, before
+//! any token is looked at): the bearer token (authentication), the rate limit (per user with a
+//! valid token, else per client IP; `/api/` routes only), then the RBAC policy (authorization)
+//! over the normalised path. Whitelisted routes skip the last two, though a valid token on
+//! them still identifies the caller.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -33,8 +36,25 @@ fn bearer(req: &ServiceRequest) -> Result<Option<&str>, ApiError> {
     }
 }
 
-/// The middleware function (see the module doc). A refusal is answered here, as a response
-/// (not an `Err`), so the outer layers still see and tag it.
+/// Refuses requests from the configured client networks (`auth.ip_blacklist`) with 403.
+pub async fn blacklist<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let refused = req.app_data::<web::Data<AppState>>().is_some_and(|state| {
+        req.peer_addr()
+            .map(|a| a.ip())
+            .is_some_and(|ip| state.ip_blacklist.iter().any(|net| net.contains(&ip)))
+    });
+    if refused {
+        let refusal = ApiError::forbidden("requests from this address are refused");
+        return Ok(req.error_response(refusal).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// The per-route middleware function (see the module doc). A refusal is answered here, as a
+/// response (not an `Err`), so the outer layers still see and tag it.
 pub async fn access<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
@@ -73,11 +93,6 @@ async fn admit(req: &ServiceRequest) -> Result<Option<AuthUser>, ApiError> {
         return Err(ApiError::internal(&"application state missing"));
     };
     let peer = req.peer_addr().map(|a| a.ip());
-    if peer.is_some_and(|ip| state.ip_blacklist.iter().any(|net| net.contains(&ip))) {
-        return Err(ApiError::forbidden(
-            "requests from this address are refused",
-        ));
-    }
     let path = normalize_path(req.uri().path())
         .map_err(|_| ApiError::bad_request("malformed request path"))?;
     let method = req.method().as_str();

@@ -1,5 +1,6 @@
 //! Request middleware, outermost first: `observe` (request id, span, metrics, access log, error
-//! shape), then `access` (IP blacklist, authentication, authorization).
+//! shape), `access::blacklist` (client networks refused), then, on each route once the router
+//! found it, `access::access` (authentication, rate limits, authorization).
 
 pub mod access;
 pub mod observe;

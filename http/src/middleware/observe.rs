@@ -7,7 +7,7 @@ use std::time::Instant;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError, web};
 use tracing::Instrument;
@@ -91,9 +91,14 @@ pub async fn observe(
             };
             if foreign_error {
                 let status = res.status();
+                let allow = res.headers().get(header::ALLOW).cloned();
                 let (req, _) = res.into_parts();
-                ServiceResponse::new(req, contract_error(status).error_response())
-                    .map_into_right_body()
+                let mut answer = contract_error(status).error_response();
+                if let Some(allow) = allow {
+                    // A 405 says which methods the route has.
+                    answer.headers_mut().insert(header::ALLOW, allow);
+                }
+                ServiceResponse::new(req, answer).map_into_right_body()
             } else {
                 res.map_body(|_, b| EitherBody::left(b.boxed()))
             }

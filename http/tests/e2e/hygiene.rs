@@ -299,7 +299,7 @@ async fn every_response_has_a_request_id() {
     for (path, status) in [
         ("/healthz", 200),
         ("/api/v1/users/me", 401),
-        ("/api/v1/nope", 401),
+        ("/api/v1/nope", 404),
     ] {
         let resp = app
             .request(Method::GET, path)
