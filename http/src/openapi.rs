@@ -51,6 +51,19 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Where the document is served.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// The document as served, rendered once.
+pub fn document_json() -> &'static str {
+    static JSON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_else(|e| panic!("the OpenAPI document does not serialise: {e}"))
+    });
+    &JSON
+}
+
 /// A string without control characters (API.md, Conventions).
 const NO_CONTROL: &str = r"^[^\x00-\x1F\x7F]*$";
 /// The same, tabs and line breaks allowed (`description`, `note`).

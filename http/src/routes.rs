@@ -4,12 +4,11 @@
 
 use actix_web::middleware::from_fn;
 use actix_web::{Route, web};
-use utoipa::OpenApi;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::handlers::{admin, cart, catalog, checkout, identity, ops, orders, payments};
 use crate::middleware::access::access;
-use crate::openapi::ApiDoc;
+use crate::openapi::OPENAPI_PATH;
 
 /// `route` behind authentication, rate limits and authorization.
 fn gated(route: Route) -> Route {
@@ -26,9 +25,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .insert_header(("Location", "/docs/"))
                 .finish()
         }))))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", ApiDoc::openapi()))
+        // The page fetches the document from its own route below (gated like every API route).
+        .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new([OPENAPI_PATH])))
         .service(
             web::scope("/api/v1")
+                .service(web::resource("/openapi.json").route(gated(web::get().to(ops::openapi))))
                 .service(web::resource("/users").route(gated(web::post().to(identity::register))))
                 .service(
                     web::resource("/users/me")

@@ -132,20 +132,14 @@ async fn a_key_is_released_only_while_nothing_is_bound_to_it(db: &Db) {
 async fn expired_records_are_purged_and_live_ones_kept(db: &Db) {
     let u = add_user(db, "idem6@example.com", &[]).await.id;
     let now = clock::now();
-    for (key, expires) in [
-        ("old", now - Duration::seconds(1)),
-        ("live", now + Duration::hours(1)),
+    let old = now - Duration::hours(25);
+    for (key, created, expires) in [
+        ("old", old, now - Duration::seconds(1)),
+        ("live", now, now + Duration::hours(24)),
     ] {
-        idempotency::claim(
-            &mut wr(db).await,
-            u,
-            key,
-            "fp",
-            now - Duration::hours(25),
-            expires,
-        )
-        .await
-        .unwrap();
+        idempotency::claim(&mut wr(db).await, u, key, "fp", created, expires)
+            .await
+            .unwrap();
     }
     assert_eq!(
         idempotency::purge_expired(&mut wr(db).await, now)
