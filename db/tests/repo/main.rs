@@ -31,5 +31,6 @@ mod idempotency;
 mod migrations;
 mod placements;
 mod roles;
+mod schema;
 mod sessions;
 mod users;
