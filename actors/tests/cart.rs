@@ -5,6 +5,12 @@
 //! `on_both_backends!(name)` turns it into the tests `name::sqlite` and `name::postgres`, each
 //! inside an actix `System` (the registries host their actors on arbiters).
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test, with its reason"
+)]
+
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};

@@ -1,6 +1,11 @@
 //! The placement desk (`mall_actors::placement`) on SQLite and PostgreSQL: orders that wait
 //! together are placed in one transaction, and an order whose caller gave up is not placed.
 
+#![expect(
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test, with its reason"
+)]
+
 use std::time::{Duration, Instant};
 
 use mall_actors::placement::{PlacementConfig, Placer};

@@ -92,7 +92,10 @@ pub struct Db {
 /// One pooled connection to either backend; returned to its pool on drop.
 // The PostgreSQL variant is large, but a connection is checked out once per unit of work and
 // barely moved; boxing it would add an allocation to every checkout.
-#[allow(clippy::large_enum_variant)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "see above: boxing costs an allocation per checkout"
+)]
 pub enum DbConn {
     /// A PostgreSQL connection.
     Pg(Object<AsyncPgConnection>),

@@ -14,8 +14,17 @@ pub fn postgres_admin_url() -> String {
 }
 
 enum Kind {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Sqlite(
+        #[expect(
+            dead_code,
+            reason = "held so the directory lives as long as the database"
+        )]
+        tempfile::TempDir,
+    ),
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 /// A fresh, empty database (no migrations applied) that disappears on drop.

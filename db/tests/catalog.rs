@@ -1,5 +1,11 @@
 //! Repository tests of the catalog (`mall_db::repo::products`), each on SQLite and PostgreSQL.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test, with its reason"
+)]
+
 use std::sync::LazyLock;
 
 use diesel::prelude::*;

@@ -16,7 +16,10 @@ use crate::handlers;
 
 /// The error body every failure has.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "a schema for the document only: never built, never read"
+)]
 pub struct ErrorBody {
     /// `{code, message, details}`
     error: ErrorDetail,
@@ -24,7 +27,10 @@ pub struct ErrorBody {
 
 /// The inside of [`ErrorBody`].
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "a schema for the document only: never built, never read"
+)]
 pub struct ErrorDetail {
     /// Machine-readable code, e.g. `invalid_request`.
     code: String,

@@ -29,6 +29,10 @@ pub const EXIT_INVARIANT_FAILED: i32 = 1;
 pub const EXIT_CANNOT_RUN: i32 = 2;
 
 /// Runs `f` over `items` with at most `limit` at once; the answers in the order of `items`.
+#[expect(
+    clippy::expect_used,
+    reason = "a load tool: a panicked client or a broken invariant of its own is a bug to surface at once"
+)]
 pub async fn bounded<T, R, F, Fut>(items: Vec<T>, limit: usize, f: F) -> Vec<R>
 where
     R: Send + 'static,

@@ -147,6 +147,10 @@ pub struct ScenarioOutput {
 
 /// Runs `clients` at once from now until `deadline`, and merges what they measured per scenario
 /// (in the order of `Scenario::ALL`).
+#[expect(
+    clippy::expect_used,
+    reason = "a load tool: a panicked client or a broken invariant of its own is a bug to surface at once"
+)]
 pub async fn run_clients(
     shared: Arc<Shared>,
     clients: Vec<ClientPlan>,

@@ -84,6 +84,10 @@ pub async fn login(api: &Api, email: &str, password: &str) -> Result<String, Rep
 
 /// Seeds `users` customers and `opts.products` products (plus the flash-sale one), named
 /// after `run`.
+#[expect(
+    clippy::expect_used,
+    reason = "a load tool: a panicked client or a broken invariant of its own is a bug to surface at once"
+)]
 pub async fn seed(api: &Api, run: &str, opts: &Options, users: usize) -> Result<Seeded, String> {
     let (admin_email, admin_password) = (opts.admin_email.as_str(), opts.admin_password.as_str());
     let (products, flash_stock) = (opts.products, opts.flash_stock);

@@ -3,6 +3,12 @@
 //! Each test is an `async fn name(db: &Db)` that gets a freshly migrated database of its own;
 //! `on_both_backends!(name)` turns it into the tests `name::sqlite` and `name::postgres`.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test, with its reason"
+)]
+
 /// Generates, for each `async fn name(db: &Db)`, a module `name` holding the `#[tokio::test]`s
 /// `sqlite` and `postgres`, each on a new migrated database that is dropped afterwards.
 macro_rules! on_both_backends {

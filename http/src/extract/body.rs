@@ -189,7 +189,7 @@ mod tests {
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Login {
-        #[allow(dead_code)]
+        #[expect(dead_code, reason = "only deserialised")]
         email: String,
     }
 

@@ -763,7 +763,7 @@ impl Server {
 /// database is dropped.
 pub struct App {
     pub server: Server,
-    #[allow(dead_code)] // held so that the database lives as long as the server
+    /// Held so that the database lives as long as the server.
     pub db: TestDatabase,
 }
 

@@ -1,5 +1,11 @@
 //! End-to-end tests of identity and access control: each test runs the real `mall` binary.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test, with its reason"
+)]
+
 #[macro_use]
 mod harness;
 
