@@ -1,5 +1,7 @@
 //! `ApiError`: the only `ResponseError` of the mall. Every failure becomes
-//! `{"error": {"code", "message", "details"}}` with the status the contract gives its code.
+//! `{"error": {"code", "message", "details"}}` with the status the contract gives its code:
+//! [`ErrorCode`] is the one table of codes and their statuses, and [`ErrorBody`] the shape the
+//! OpenAPI document shows.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -15,13 +17,160 @@ use mall_db::DbError;
 /// Seconds a client should wait before retrying after a 503.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
+/// Every error code of the contract (API.md, Conventions), each with its one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400: a field, parameter, path or body of the wrong shape.
+    InvalidRequest,
+    /// 400: the card's number, expiry or cvc is malformed.
+    InvalidCard,
+    /// 401: no valid access token.
+    Unauthenticated,
+    /// 401: wrong email or password.
+    InvalidCredentials,
+    /// 401: a spent refresh token presented again.
+    RefreshTokenReused,
+    /// 402: the gateway declined the card.
+    CardDeclined,
+    /// 403: the roles, or the client's address, do not allow it.
+    Forbidden,
+    /// 403: the account is banned.
+    UserBanned,
+    /// 404: no such route or resource (or not the caller's).
+    NotFound,
+    /// 405: the path has no such method.
+    MethodNotAllowed,
+    /// 408: the request's head took too long to arrive.
+    RequestTimeout,
+    /// 409: the email is registered already.
+    EmailTaken,
+    /// 409: a line wants more than is left.
+    InsufficientStock,
+    /// 409: not in a state that allows this.
+    InvalidState,
+    /// 409: nothing to check out.
+    CartEmpty,
+    /// 409: the cart has its most lines.
+    CartFull,
+    /// 409: the first request with this key still runs.
+    IdempotencyKeyInUse,
+    /// 413: the body is over the limit.
+    PayloadTooLarge,
+    /// 415: the body is not JSON.
+    UnsupportedMediaType,
+    /// 422: the key was used for another request.
+    IdempotencyKeyReused,
+    /// 429: too many requests.
+    RateLimited,
+    /// 500: a bug.
+    Internal,
+    /// 503: a dependency is down.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The code as the API writes it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidCard => "invalid_card",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::RefreshTokenReused => "refresh_token_reused",
+            ErrorCode::CardDeclined => "card_declined",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::UserBanned => "user_banned",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::EmailTaken => "email_taken",
+            ErrorCode::InsufficientStock => "insufficient_stock",
+            ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::CartEmpty => "cart_empty",
+            ErrorCode::CartFull => "cart_full",
+            ErrorCode::IdempotencyKeyInUse => "idempotency_key_in_use",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    /// The status every error with this code answers.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidRequest | ErrorCode::InvalidCard => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthenticated
+            | ErrorCode::InvalidCredentials
+            | ErrorCode::RefreshTokenReused => StatusCode::UNAUTHORIZED,
+            ErrorCode::CardDeclined => StatusCode::PAYMENT_REQUIRED,
+            ErrorCode::Forbidden | ErrorCode::UserBanned => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::EmailTaken
+            | ErrorCode::InsufficientStock
+            | ErrorCode::InvalidState
+            | ErrorCode::CartEmpty
+            | ErrorCode::CartFull
+            | ErrorCode::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error body every failure has (for the OpenAPI document; [`ApiError::body`] writes it).
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "a schema for the document only: never built, never read"
+)]
+pub struct ErrorBody {
+    /// `{code, message, details}`
+    error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(utoipa::ToSchema)]
+#[expect(
+    dead_code,
+    reason = "a schema for the document only: never built, never read"
+)]
+pub struct ErrorDetail {
+    /// Machine-readable code, e.g. `invalid_request`.
+    code: String,
+    /// Human-readable message.
+    message: String,
+    /// Structured details (for `invalid_request`: `{"fields": {name: reason}}`).
+    details: Value,
+}
+
 /// An error as the API shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    /// HTTP status.
+    /// HTTP status (the code's).
     pub status: StatusCode,
     /// Machine-readable code from the contract.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// Human-readable message (never SQL, never a secret).
     pub message: String,
     /// Structured details (an object).
@@ -43,10 +192,10 @@ impl std::fmt::Display for ApiError {
 }
 
 impl ApiError {
-    /// An error with no details.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with no details, answering its code's status.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
+            status: code.status(),
             code,
             message: message.into(),
             details: Map::new(),
@@ -68,8 +217,7 @@ impl ApiError {
             .collect();
         let names: Vec<&str> = fields.keys().map(String::as_str).collect();
         let message = format!("invalid request: {}", names.join(", "));
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-            .with_detail("fields", fields)
+        ApiError::new(ErrorCode::InvalidRequest, message).with_detail("fields", fields)
     }
 
     /// 400 `invalid_request` about one field.
@@ -79,71 +227,50 @@ impl ApiError {
 
     /// 400 `invalid_request` with a message and no field (a malformed body or path).
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        ApiError::new(ErrorCode::InvalidRequest, message)
     }
 
     /// 401 `unauthenticated`.
     pub fn unauthenticated(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+        ApiError::new(ErrorCode::Unauthenticated, message)
     }
 
     /// 401 `invalid_credentials` (the same answer for an unknown email and a wrong password).
     pub fn invalid_credentials() -> Self {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "email or password is wrong",
-        )
+        ApiError::new(ErrorCode::InvalidCredentials, "email or password is wrong")
     }
 
     /// 403 `forbidden`.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+        ApiError::new(ErrorCode::Forbidden, message)
     }
 
     /// 403 `user_banned`.
     pub fn user_banned() -> Self {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "user_banned",
-            "this account is banned",
-        )
+        ApiError::new(ErrorCode::UserBanned, "this account is banned")
     }
 
     /// 404 `not_found`.
     pub fn not_found(what: &str) -> Self {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
-    }
-
-    /// 409 with the given code.
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::CONFLICT, code, message)
+        ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
     }
 
     /// 503 `unavailable` with `Retry-After`.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
+        let mut e = ApiError::new(ErrorCode::Unavailable, message);
         e.retry_after = Some(UNAVAILABLE_RETRY_AFTER_SECS);
         e
     }
 
     /// The body this error answers with: `{"error": {code, message, details}}`.
     pub fn body(&self) -> Value {
-        json!({"error": {"code": self.code, "message": self.message, "details": self.details}})
+        json!({"error": {"code": self.code.as_str(), "message": self.message, "details": self.details}})
     }
 
     /// 500 `internal`: a bug. The cause is logged, never shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
+        ApiError::new(ErrorCode::Internal, "internal error")
     }
 }
 
@@ -163,9 +290,10 @@ impl From<CartError> for ApiError {
     fn from(e: CartError) -> Self {
         match e {
             CartError::InvalidQuantity(why) => ApiError::invalid_field("quantity", why),
-            CartError::CartFull(n) => {
-                ApiError::conflict("cart_full", format!("the cart already has {n} lines"))
-            }
+            CartError::CartFull(n) => ApiError::new(
+                ErrorCode::CartFull,
+                format!("the cart already has {n} lines"),
+            ),
             CartError::ProductNotFound => ApiError::not_found("product"),
             CartError::LineNotFound => ApiError::not_found("cart line"),
             CartError::Unavailable(why) => {
@@ -181,15 +309,15 @@ impl From<OrderError> for ApiError {
     fn from(e: OrderError) -> Self {
         match e {
             OrderError::NotFound => ApiError::not_found("order"),
-            OrderError::InvalidState(why) => ApiError::conflict("invalid_state", why),
+            OrderError::InvalidState(why) => ApiError::new(ErrorCode::InvalidState, why),
             OrderError::ProductNotFound(id) => {
                 ApiError::not_found("product").with_detail("product_id", id.to_string())
             }
             OrderError::InsufficientStock {
                 product_id,
                 available,
-            } => ApiError::conflict(
-                "insufficient_stock",
+            } => ApiError::new(
+                ErrorCode::InsufficientStock,
                 format!("only {available} of product {product_id} available"),
             )
             .with_detail("product_id", product_id.to_string())
@@ -207,26 +335,23 @@ impl From<PaymentError> for ApiError {
     fn from(e: PaymentError) -> Self {
         match e {
             PaymentError::NotFound => ApiError::not_found("payment"),
-            PaymentError::InvalidState(why) => ApiError::conflict("invalid_state", why),
+            PaymentError::InvalidState(why) => ApiError::new(ErrorCode::InvalidState, why),
             PaymentError::InvalidCard(field, reason) => {
                 let fields: serde_json::Map<String, Value> =
                     [(field.to_owned(), Value::from(reason))]
                         .into_iter()
                         .collect();
                 ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_card",
+                    ErrorCode::InvalidCard,
                     format!("invalid card: {field} {reason}"),
                 )
                 .with_detail("fields", fields)
             }
-            PaymentError::Declined(row) => ApiError::new(
-                StatusCode::PAYMENT_REQUIRED,
-                "card_declined",
-                "the card was declined",
-            )
-            .with_detail("payment_id", row.id.to_string())
-            .with_detail("attempts", row.attempts),
+            PaymentError::Declined(row) => {
+                ApiError::new(ErrorCode::CardDeclined, "the card was declined")
+                    .with_detail("payment_id", row.id.to_string())
+                    .with_detail("attempts", row.attempts)
+            }
             PaymentError::Unavailable(why) => {
                 tracing::warn!(error = %why, "payments unavailable");
                 ApiError::unavailable("payments are unavailable, retry shortly")
@@ -239,7 +364,7 @@ impl From<PaymentError> for ApiError {
 impl From<CheckoutError> for ApiError {
     fn from(e: CheckoutError) -> Self {
         match e {
-            CheckoutError::CartEmpty => ApiError::conflict("cart_empty", "the cart is empty"),
+            CheckoutError::CartEmpty => ApiError::new(ErrorCode::CartEmpty, "the cart is empty"),
             CheckoutError::Cart(e) => e.into(),
             CheckoutError::Order(e) => e.into(),
             CheckoutError::Payment(e) => e.into(),
@@ -279,6 +404,76 @@ mod tests {
             "must be an email address"
         );
         assert!(body["error"]["message"].as_str().unwrap().contains("email"));
+    }
+
+    #[test]
+    fn each_code_is_spelled_once_with_the_contracts_status() {
+        use ErrorCode::*;
+        let all = [
+            InvalidRequest,
+            InvalidCard,
+            Unauthenticated,
+            InvalidCredentials,
+            RefreshTokenReused,
+            CardDeclined,
+            Forbidden,
+            UserBanned,
+            NotFound,
+            MethodNotAllowed,
+            RequestTimeout,
+            EmailTaken,
+            InsufficientStock,
+            InvalidState,
+            CartEmpty,
+            CartFull,
+            IdempotencyKeyInUse,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            IdempotencyKeyReused,
+            RateLimited,
+            Internal,
+            Unavailable,
+        ];
+        let names: std::collections::HashSet<&str> = all.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), all.len(), "a code is spelled twice");
+        // API.md's table of statuses.
+        for (status, codes) in [
+            (400, &["invalid_request", "invalid_card"][..]),
+            (
+                401,
+                &[
+                    "unauthenticated",
+                    "invalid_credentials",
+                    "refresh_token_reused",
+                ],
+            ),
+            (402, &["card_declined"]),
+            (403, &["forbidden", "user_banned"]),
+            (404, &["not_found"]),
+            (405, &["method_not_allowed"]),
+            (
+                409,
+                &[
+                    "email_taken",
+                    "insufficient_stock",
+                    "invalid_state",
+                    "cart_empty",
+                    "cart_full",
+                    "idempotency_key_in_use",
+                ],
+            ),
+            (413, &["payload_too_large"]),
+            (415, &["unsupported_media_type"]),
+            (422, &["idempotency_key_reused"]),
+            (429, &["rate_limited"]),
+            (503, &["unavailable"]),
+        ] {
+            for code in codes {
+                let found = all.iter().find(|c| c.as_str() == *code).expect("listed");
+                assert_eq!(found.status().as_u16(), status, "{code}");
+            }
+        }
+        assert_eq!(ApiError::new(CartEmpty, "x").status, StatusCode::CONFLICT);
     }
 
     #[actix_web::test]

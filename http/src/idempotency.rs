@@ -18,7 +18,7 @@ use mall_db::clock;
 use mall_db::repo::idempotency::{self, Claim};
 use mall_db::repo::orders::IdempotencyBinding;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// The request header.
@@ -138,13 +138,12 @@ where
             store(st, user_id, &key, &reply).await;
             Ok(reply.into_response(true))
         }
-        Claim::InProgress => Err(ApiError::conflict(
-            "idempotency_key_in_use",
+        Claim::InProgress => Err(ApiError::new(
+            ErrorCode::IdempotencyKeyInUse,
             "a request with this Idempotency-Key is still being processed",
         )),
         Claim::Mismatch => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used for a different request",
         )),
         Claim::Fresh => {

@@ -18,7 +18,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use prometheus::{IntCounterVec, Opts};
 
 use crate::config::RateLimitConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::redis::Redis;
 
 /// GCRA over one key: `KEYS[1]` the key, `ARGV[1]` the emission interval (ms), `ARGV[2]` the
@@ -61,11 +61,7 @@ fn nz(n: u32) -> NonZeroU32 {
 
 fn too_many(retry_after: Duration) -> ApiError {
     let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-    let mut e = ApiError::new(
-        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        "too many requests; slow down",
-    );
+    let mut e = ApiError::new(ErrorCode::RateLimited, "too many requests; slow down");
     e.retry_after = Some(secs.max(1));
     e
 }

@@ -10,35 +10,10 @@ use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, header::HeaderBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
+use crate::error::{ErrorBody, ErrorDetail};
 use crate::handlers;
-
-/// The error body every failure has.
-#[derive(ToSchema)]
-#[expect(
-    dead_code,
-    reason = "a schema for the document only: never built, never read"
-)]
-pub struct ErrorBody {
-    /// `{code, message, details}`
-    error: ErrorDetail,
-}
-
-/// The inside of [`ErrorBody`].
-#[derive(ToSchema)]
-#[expect(
-    dead_code,
-    reason = "a schema for the document only: never built, never read"
-)]
-pub struct ErrorDetail {
-    /// Machine-readable code, e.g. `invalid_request`.
-    code: String,
-    /// Human-readable message.
-    message: String,
-    /// Structured details (for `invalid_request`: `{"fields": {name: reason}}`).
-    details: serde_json::Value,
-}
 
 struct BearerAuth;
 

@@ -19,7 +19,7 @@ use super::password::{
 use super::policy::{Effect, Rule, validate_rule};
 use crate::dto::identity::*;
 use crate::dto::{Paged, rfc3339};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::notices::{Notice, announce};
 use crate::state::AppState;
 
@@ -134,8 +134,8 @@ pub async fn register(st: &AppState, req: RegisterRequest) -> Result<UserView, A
             tracing::info!(user_id = row.id, "user registered");
             Ok(UserView::of(&row, roles))
         }
-        Err(DbError::UniqueViolation(_)) => Err(ApiError::conflict(
-            "email_taken",
+        Err(DbError::UniqueViolation(_)) => Err(ApiError::new(
+            ErrorCode::EmailTaken,
             "that email is already registered",
         )),
         Err(e) => Err(e.into()),
@@ -259,8 +259,7 @@ pub async fn refresh(st: &AppState, req: RefreshRequest) -> Result<TokenPair, Ap
             announce(st, Notice::User(user_id)).await;
             tracing::warn!(user_id, "refresh token reused; login revoked");
             Err(ApiError::new(
-                actix_web::http::StatusCode::UNAUTHORIZED,
-                "refresh_token_reused",
+                ErrorCode::RefreshTokenReused,
                 "this refresh token was already used; the login has been ended",
             ))
         }
@@ -475,8 +474,8 @@ pub async fn set_ban(
             ));
         }
         if id == admin.id {
-            return Err(ApiError::conflict(
-                "invalid_state",
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
                 "an admin cannot ban their own account",
             ));
         }
@@ -499,8 +498,8 @@ pub async fn set_ban(
 /// `DELETE /admin/users/{id}`
 pub async fn admin_close(st: &AppState, admin: &AuthUser, id: i64) -> Result<(), ApiError> {
     if id == admin.id {
-        return Err(ApiError::conflict(
-            "invalid_state",
+        return Err(ApiError::new(
+            ErrorCode::InvalidState,
             "close your own account through /users/me",
         ));
     }

@@ -5,7 +5,6 @@
 
 use actix_web::dev::Payload;
 use actix_web::error::{PathError, QueryPayloadError};
-use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
@@ -13,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::strict;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The largest body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -55,8 +54,7 @@ fn from_serde(message: &str, source: Source) -> ApiError {
 
 fn unsupported_media_type() -> ApiError {
     ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        ErrorCode::UnsupportedMediaType,
         "the body must be application/json",
     )
 }

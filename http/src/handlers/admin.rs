@@ -6,8 +6,8 @@ use crate::auth::identity::{self, parse_id};
 use crate::dto::PageQuery;
 use crate::dto::identity::*;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::extract::{Caller, Json, Query};
-use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;

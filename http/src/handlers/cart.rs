@@ -6,8 +6,8 @@ use crate::auth::identity::parse_id;
 use crate::dto::NoBody;
 use crate::dto::cart::*;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::extract::{Caller, Json, optional_json};
-use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;

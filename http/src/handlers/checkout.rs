@@ -8,10 +8,10 @@ use mall_actors::order::Viewer;
 
 use crate::dto::orders::*;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::extract::{Caller, required_json};
 use crate::handlers::orders::address_json;
 use crate::idempotency::{self, Reply};
-use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;

@@ -5,8 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::identity;
 use crate::dto::identity::*;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::extract::{Caller, Json, optional_json};
-use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;

@@ -12,9 +12,9 @@ use crate::auth::identity::{ADMIN_ROLE, parse_id};
 use crate::dto::orders::*;
 use crate::dto::{PageQuery, Paged};
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::extract::{Caller, Json, Query, optional_json, required_json};
 use crate::idempotency::{self, Reply};
-use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;

@@ -6,9 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::identity::parse_id;
 use crate::dto::orders::*;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::extract::{Caller, optional_json, required_json};
 use crate::idempotency::{self, Reply};
-use crate::openapi::ErrorBody;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;

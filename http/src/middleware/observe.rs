@@ -12,7 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError, web};
 use tracing::Instrument;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 /// The request id header.
@@ -36,31 +36,20 @@ fn contract_error(status: StatusCode) -> ApiError {
     match status.as_u16() {
         404 => ApiError::not_found("route"),
         405 => ApiError::new(
-            status,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "method not allowed on this route",
         ),
-        413 => ApiError::new(
-            status,
-            "payload_too_large",
-            "the body is larger than 64 KiB",
-        ),
+        413 => ApiError::new(ErrorCode::PayloadTooLarge, "the body is larger than 64 KiB"),
         415 => ApiError::new(
-            status,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "the body must be application/json",
         ),
         408 => ApiError::new(
-            status,
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             "the request took too long to arrive",
         ),
         400..=499 => ApiError::bad_request("the request is malformed"),
-        _ => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        ),
+        _ => ApiError::new(ErrorCode::Internal, "internal error"),
     }
 }
 
