@@ -69,6 +69,33 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code.
+    pub const ALL: [ErrorCode; 23] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::InvalidCard,
+        ErrorCode::Unauthenticated,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::RefreshTokenReused,
+        ErrorCode::CardDeclined,
+        ErrorCode::Forbidden,
+        ErrorCode::UserBanned,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::RequestTimeout,
+        ErrorCode::EmailTaken,
+        ErrorCode::InsufficientStock,
+        ErrorCode::InvalidState,
+        ErrorCode::CartEmpty,
+        ErrorCode::CartFull,
+        ErrorCode::IdempotencyKeyInUse,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+        ErrorCode::Unavailable,
+    ];
+
     /// The code as the API writes it.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -408,32 +435,7 @@ mod tests {
 
     #[test]
     fn each_code_is_spelled_once_with_the_contracts_status() {
-        use ErrorCode::*;
-        let all = [
-            InvalidRequest,
-            InvalidCard,
-            Unauthenticated,
-            InvalidCredentials,
-            RefreshTokenReused,
-            CardDeclined,
-            Forbidden,
-            UserBanned,
-            NotFound,
-            MethodNotAllowed,
-            RequestTimeout,
-            EmailTaken,
-            InsufficientStock,
-            InvalidState,
-            CartEmpty,
-            CartFull,
-            IdempotencyKeyInUse,
-            PayloadTooLarge,
-            UnsupportedMediaType,
-            IdempotencyKeyReused,
-            RateLimited,
-            Internal,
-            Unavailable,
-        ];
+        let all = ErrorCode::ALL;
         let names: std::collections::HashSet<&str> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(names.len(), all.len(), "a code is spelled twice");
         // API.md's table of statuses.
@@ -473,7 +475,10 @@ mod tests {
                 assert_eq!(found.status().as_u16(), status, "{code}");
             }
         }
-        assert_eq!(ApiError::new(CartEmpty, "x").status, StatusCode::CONFLICT);
+        assert_eq!(
+            ApiError::new(ErrorCode::CartEmpty, "x").status,
+            StatusCode::CONFLICT
+        );
     }
 
     #[actix_web::test]

@@ -310,19 +310,8 @@ async fn an_order_breaking_a_constraint_does_not_fail_its_batch(db: &Db) {
 async fn idempotency_keys_are_bound_to_what_was_placed(db: &Db) {
     let user = add_user(db, "idem-place@example.com", &[]).await.id;
     let p = product(db, user, 100, 1).await;
-    let now = clock::now();
     for key in ["first", "second"] {
-        let claim = idempotency::claim(
-            &mut wr(db).await,
-            user,
-            key,
-            "fp",
-            now,
-            now + Duration::hours(24),
-        )
-        .await
-        .unwrap();
-        assert_eq!(claim, Claim::Fresh);
+        claim(db, user, key).await;
     }
     let mut bound = order(user, &[(p, 1)]);
     bound.idem = Some(IdempotencyBinding {
