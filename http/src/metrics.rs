@@ -1,7 +1,8 @@
 //! The Prometheus registry and the HTTP-layer metrics, rendered at `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the HTTP layer records; one per process, shared.
@@ -17,6 +18,10 @@ pub struct Metrics {
     pub pool_in_use: IntGauge,
     /// `db_pool_connections_max`.
     pub pool_max: IntGauge,
+    /// `dependency_up{dependency}`: 1 up, 0 down, as of the last scrape (see `telemetry::probes`).
+    pub dependency_up: IntGaugeVec,
+    /// `deadline_overdue_seconds{kind}`: how long ago the oldest pending deadline passed.
+    pub deadline_overdue: GaugeVec,
 }
 
 impl Metrics {
@@ -45,16 +50,35 @@ impl Metrics {
             "Database connections checked out",
         )?;
         let pool_max = IntGauge::new("db_pool_connections_max", "Database pool size")?;
+        let dependency_up = IntGaugeVec::new(
+            Opts::new(
+                "dependency_up",
+                "Whether a dependency answered at the last scrape (1) or not (0)",
+            ),
+            &["dependency"],
+        )?;
+        let deadline_overdue = GaugeVec::new(
+            Opts::new(
+                "deadline_overdue_seconds",
+                "How long ago the oldest pending deadline passed (0: none has), by kind",
+            ),
+            &["kind"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool_in_use.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
+        registry.register(Box::new(dependency_up.clone()))?;
+        registry.register(Box::new(deadline_overdue.clone()))?;
+        registry.register(Box::new(crate::telemetry::SPANS_DROPPED.clone()))?;
         Ok(Metrics {
             registry,
             requests,
             latency,
             pool_in_use,
             pool_max,
+            dependency_up,
+            deadline_overdue,
         })
     }
 

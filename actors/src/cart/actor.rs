@@ -80,6 +80,7 @@ impl Handler<Call<CartOp>> for CartActor {
         turn::atomic(
             self,
             call.sent_at,
+            call.span,
             &self.metrics,
             execute(db, user_id, cached, op),
             |(keep, reply), act: &mut Self, _ctx| {
@@ -103,6 +104,7 @@ impl Handler<Call<CheckOut>> for CartActor {
         turn::atomic(
             self,
             call.sent_at,
+            call.span,
             &self.metrics,
             check_out(deps, user_id, cached, call.cmd),
             |(keep, reply), act: &mut Self, _ctx| {

@@ -411,6 +411,12 @@ fn rows_of(
 }
 
 /// One try at placing the orders `group` names, in one transaction.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "placements.attempt")
+)]
 async fn attempt(
     conn: &mut DbConn,
     batch: &[Placement],
