@@ -108,3 +108,42 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Telemetry {
         Err(_) => Telemetry { provider: None },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let env = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()));
+        Config::load_from(Some(Path::new("../config.toml")), env).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn telemetry_keys_load_and_bad_values_name_the_key() {
+        let cfg = load(&[
+            ("MALL__TELEMETRY__OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("MALL__TELEMETRY__SERVICE_NAME", "shop"),
+            ("MALL__TELEMETRY__SAMPLE_RATIO", "0.25"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.telemetry.otlp_endpoint, "http://127.0.0.1:4318");
+        assert_eq!(cfg.telemetry.service_name, "shop");
+        assert!((cfg.telemetry.sample_ratio - 0.25).abs() < f64::EPSILON);
+        for (key, value) in [
+            ("MALL__TELEMETRY__OTLP_ENDPOINT", "127.0.0.1:4318"),
+            ("MALL__TELEMETRY__SAMPLE_RATIO", "1.5"),
+            ("MALL__TELEMETRY__SERVICE_NAME", ""),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err();
+            let name = key
+                .trim_start_matches("MALL__")
+                .replace("__", ".")
+                .to_lowercase();
+            assert!(err.contains(&name), "{key}={value}: {err}");
+        }
+    }
+}

@@ -341,3 +341,38 @@ async fn without_an_endpoint_nothing_is_sent_and_logs_still_carry_trace_ids() {
         assert_eq!(line["trace_id"], trace_id.as_str(), "{line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampling_keeps_the_ratio_of_new_traces_and_follows_the_caller() {
+    let receiver = Receiver::start().await;
+    // Ratio 0: no new trace is kept, but a caller's decision is followed either way.
+    let mut app = App::start_with(Backend::Sqlite, |b| {
+        b.env("MALL__TELEMETRY__OTLP_ENDPOINT", &receiver.url)
+            .env("MALL__TELEMETRY__SAMPLE_RATIO", "0")
+    })
+    .await;
+    let (sampled, sampled_trace, _) = caller_context();
+    let (unsampled, unsampled_trace, _) = caller_context();
+    let unsampled = format!("{}-00", unsampled.trim_end_matches("-01"));
+    app.get("/api/v1/products", None).await.expect(200);
+    for traceparent in [&sampled, &unsampled] {
+        app.request(reqwest::Method::GET, "/api/v1/products")
+            .header("traceparent", traceparent)
+            .send()
+            .await
+            .expect(200);
+    }
+    app.server.process.terminate();
+    app.server.process.wait_exit(EXIT_WAIT).await;
+    let traces: std::collections::BTreeSet<String> =
+        receiver.spans().into_iter().map(|s| s.trace_id).collect();
+    assert!(
+        traces.contains(&sampled_trace),
+        "the caller's sampled trace is kept"
+    );
+    assert!(
+        !traces.contains(&unsampled_trace),
+        "the caller's unsampled trace is not"
+    );
+    assert_eq!(traces.len(), 1, "no new trace at ratio 0: {traces:?}");
+}
