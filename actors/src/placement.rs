@@ -14,6 +14,7 @@ use std::time::Instant;
 use futures_util::FutureExt;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 use mall_db::repo::placements::{self, PlaceError, Placed, Placement};
 use mall_db::{Db, DbError};
@@ -80,6 +81,8 @@ struct Job {
     placement: Placement,
     answer_by: Instant,
     reply: oneshot::Sender<Result<Placed, PlaceError>>,
+    /// The caller's span: the batch's parent (the first job's) or a link (the others').
+    span: tracing::Span,
 }
 
 /// Hands placements to the lanes; cheap to clone.
@@ -108,10 +111,11 @@ impl Placer {
             mall_db::Backend::Postgres => config.lanes.max(1),
         };
         let lanes = (0..lanes)
-            .map(|_| {
+            .map(|lane| {
                 let (tx, rx) = mpsc::channel(config.queue.max(1));
                 actix::spawn(run_lane(
                     db.clone(),
+                    lane,
                     rx,
                     config.max_batch.max(1),
                     metrics.clone(),
@@ -153,6 +157,7 @@ impl Placer {
             placement,
             answer_by,
             reply,
+            span: tracing::Span::current(),
         };
         self.metrics.waiting.inc();
         match tokio::time::timeout_at(answer_by.into(), lane.send(job)).await {
@@ -182,6 +187,7 @@ impl Placer {
 /// One lane: batch after batch until every `Placer` is dropped.
 async fn run_lane(
     db: Db,
+    lane: usize,
     mut rx: mpsc::Receiver<Job>,
     max_batch: usize,
     metrics: PlacementMetrics,
@@ -197,6 +203,7 @@ async fn run_lane(
         if jobs.is_empty() {
             continue;
         }
+        let span = batch_span(&jobs, lane);
         let (batch, replies): (Vec<Placement>, Vec<_>) =
             jobs.drain(..).map(|j| (j.placement, j.reply)).unzip();
         metrics.batch.observe(batch.len() as f64);
@@ -204,6 +211,7 @@ async fn run_lane(
             Ok(mut conn) => {
                 std::panic::AssertUnwindSafe(placements::place(&mut conn, &batch))
                     .catch_unwind()
+                    .instrument(span)
                     .await
             }
             Err(e) => {
@@ -221,4 +229,16 @@ async fn run_lane(
             Err(_) => tracing::error!(orders = batch.len(), "placing a batch panicked"),
         }
     }
+}
+
+/// The span of one batch: a child of its first caller's span, linked to every other caller's, so
+/// each checkout's trace reaches the transaction that placed its order.
+fn batch_span(jobs: &[Job], lane: usize) -> tracing::Span {
+    let parent = jobs.first().map(|j| j.span.id());
+    let span =
+        tracing::info_span!(parent: parent.flatten(), "placement.batch", size = jobs.len(), lane);
+    for job in jobs.iter().skip(1) {
+        span.follows_from(&job.span);
+    }
+    span
 }

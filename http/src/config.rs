@@ -37,6 +37,30 @@ pub struct Config {
     pub log: LogConfig,
     /// `[actors]`
     pub actors: ActorsConfig,
+    /// `[telemetry]`
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: trace export over OTLP/HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Empty: no export; else the OTLP/HTTP base URL (spans go to `{url}/v1/traces`).
+    pub otlp_endpoint: String,
+    /// The `service.name` resource attribute.
+    pub service_name: String,
+    /// The share of new traces kept (0.0..=1.0); a caller's sampling decision is followed.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: String::new(),
+            service_name: "mall".into(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 /// `[server]`: the HTTP listener.
@@ -460,6 +484,22 @@ impl Config {
         }
         if self.database.purge_every_secs == 0 {
             return bad("database.purge_every_secs", "must be at least 1".into());
+        }
+        let otlp = &self.telemetry.otlp_endpoint;
+        if !otlp.is_empty() && !otlp.starts_with("http://") && !otlp.starts_with("https://") {
+            return bad(
+                "telemetry.otlp_endpoint",
+                "must be empty or an http:// or https:// URL".into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return bad(
+                "telemetry.sample_ratio",
+                "must be between 0.0 and 1.0".into(),
+            );
+        }
+        if self.telemetry.service_name.is_empty() {
+            return bad("telemetry.service_name", "must not be empty".into());
         }
         if !self.redis.url.is_empty() && !self.redis.url.starts_with("redis://") {
             return bad("redis.url", "must be empty or start with redis://".into());

@@ -82,6 +82,10 @@ impl Limits {
             &["scope"],
         )?;
         registry.register(Box::new(limited.clone()))?;
+        // Every scope is exported from the start, so rates and alerts see zero, not nothing.
+        for scope in ["ip", "user", "login"] {
+            limited.with_label_values(&[scope]);
+        }
         Ok(Limits {
             ip: RateLimiter::keyed(
                 Quota::per_second(nz(cfg.per_ip_per_sec)).allow_burst(nz(cfg.burst)),

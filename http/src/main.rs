@@ -59,7 +59,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    mall_http::telemetry::init(&config.log);
+    let telemetry = mall_http::telemetry::init(&config.log, &config.telemetry);
+    let code = run(command, config);
+    // Outside the async runtime, which has stopped: the queued spans leave before the exit.
+    telemetry.shutdown();
+    code
+}
+
+fn run(command: Command, config: Config) -> ExitCode {
     match command {
         Command::Migrate => match mall_db::migrate::run_pending(&config.database.url) {
             Ok(applied) => {

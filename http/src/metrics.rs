@@ -1,7 +1,8 @@
 //! The Prometheus registry and the HTTP-layer metrics, rendered at `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric the HTTP layer records; one per process, shared.
@@ -19,6 +20,10 @@ pub struct Metrics {
     pub pool_max: IntGauge,
     /// `db_rows_purged_total{table}`: expired rows deleted by housekeeping.
     pub purged: IntCounterVec,
+    /// `dependency_up{dependency}`: 1 up, 0 down, as of the last scrape (see `telemetry::probes`).
+    pub dependency_up: IntGaugeVec,
+    /// `deadline_overdue_seconds{kind}`: how long ago the oldest pending deadline passed.
+    pub deadline_overdue: GaugeVec,
 }
 
 impl Metrics {
@@ -54,11 +59,28 @@ impl Metrics {
             ),
             &["table"],
         )?;
+        let dependency_up = IntGaugeVec::new(
+            Opts::new(
+                "dependency_up",
+                "Whether a dependency answered at the last scrape (1) or not (0)",
+            ),
+            &["dependency"],
+        )?;
+        let deadline_overdue = GaugeVec::new(
+            Opts::new(
+                "deadline_overdue_seconds",
+                "How long ago the oldest pending deadline passed (0: none has), by kind",
+            ),
+            &["kind"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool_in_use.clone()))?;
         registry.register(Box::new(pool_max.clone()))?;
         registry.register(Box::new(purged.clone()))?;
+        registry.register(Box::new(dependency_up.clone()))?;
+        registry.register(Box::new(deadline_overdue.clone()))?;
+        registry.register(Box::new(crate::telemetry::SPANS_DROPPED.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -66,6 +88,8 @@ impl Metrics {
             pool_in_use,
             pool_max,
             purged,
+            dependency_up,
+            deadline_overdue,
         })
     }
 

@@ -14,6 +14,7 @@ use crate::routes;
 use crate::state::{
     AppState, DEADLINE_LOOKAHEAD, DEADLINE_SWEEP_EVERY, POLICY_POLL_EVERY, StartupError,
 };
+use crate::telemetry::traceparent::traceparent;
 
 async fn no_such_route() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("route"))
@@ -41,6 +42,7 @@ pub fn app(
         .wrap(from_fn(blacklist))
         .wrap(Compress::default())
         .wrap(from_fn(observe))
+        .wrap(from_fn(traceparent))
 }
 
 /// Runs `mall serve`: builds the state, makes sure the bootstrap admin exists, starts the

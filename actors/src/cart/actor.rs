@@ -82,6 +82,7 @@ impl Handler<Call<CartOp>> for CartActor {
         turn::atomic(
             self,
             call.sent_at,
+            call.span,
             &self.metrics,
             execute(db, user_id, cached, op),
             |(keep, reply), act: &mut Self, _ctx| {
@@ -105,6 +106,7 @@ impl Handler<Call<CheckOut>> for CartActor {
         turn::atomic(
             self,
             call.sent_at,
+            call.span,
             &self.metrics,
             check_out(deps, user_id, cached, call.cmd, call.answer_by),
             |(keep, reply), act: &mut Self, _ctx| {

@@ -65,6 +65,7 @@ impl Handler<Call<OrderCmd>> for OrderActor {
         turn::atomic(
             self,
             call.sent_at,
+            call.span,
             &self.metrics,
             execute(deps, id, cached, cmd),
             |(keep, reply), act: &mut Self, ctx| {

@@ -75,6 +75,7 @@ impl Handler<Call<PaymentCmd>> for PaymentActor {
         turn::atomic(
             self,
             call.sent_at,
+            call.span,
             &self.metrics,
             execute(deps, id, cmd),
             |(row, reply), act: &mut Self, ctx| {

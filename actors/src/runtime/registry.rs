@@ -41,6 +41,8 @@ pub struct Call<C> {
     pub sent_at: Instant,
     /// When the caller gives up (`None`: an actor's message to itself, always wanted).
     pub answer_by: Option<Instant>,
+    /// The span of the actor turn, a child of the caller's: the turn runs inside it.
+    pub span: tracing::Span,
 }
 
 impl<C> Call<C> {
@@ -50,6 +52,8 @@ impl<C> Call<C> {
             cmd,
             sent_at: Instant::now(),
             answer_by: None,
+            // A trace of its own: the request that armed the timer ended long ago.
+            span: tracing::info_span!(parent: None, "actor.timer"),
         }
     }
 
@@ -189,6 +193,12 @@ impl<E: Entity> Registry<E> {
                 cmd: cmd.clone(),
                 sent_at,
                 answer_by: Some(answer_by),
+                span: tracing::info_span!(
+                    "actor.turn",
+                    kind = E::KIND,
+                    key = ?key,
+                    mailbox_wait_ms = tracing::field::Empty,
+                ),
             };
             self.metrics.mailbox_depth.inc();
             let wait = answer_by.saturating_duration_since(sent_at);

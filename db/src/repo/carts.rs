@@ -79,6 +79,12 @@ pub async fn load(conn: &mut DbConn, user_id: i64) -> Result<Option<StoredCart>,
 /// Applies `writes` to the user's cart in one transaction, only if the cart is at
 /// `expected_version` (`None`: only if it does not exist yet, and it is created), and only if
 /// every upserted line's product is live (checked by the upsert itself, no read before).
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "carts.write")
+)]
 pub async fn write(
     conn: &mut DbConn,
     user_id: i64,

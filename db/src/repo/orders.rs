@@ -153,6 +153,12 @@ pub async fn update_details(
 
 /// Cancels a pending order with `reason`: gives its stock back and cancels its pending payment
 /// session, in one transaction. `Ok(None)`: it was not pending (nothing written).
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "orders.cancel")
+)]
 pub async fn cancel(
     conn: &mut DbConn,
     id: i64,

@@ -47,6 +47,12 @@ fn key_not_held() -> DbError {
 
 /// Opens a session for the user's order, or returns its pending one. `id`, times and the
 /// deadline come from the caller; the amount is always the order's.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "payments.open")
+)]
 pub async fn open(
     conn: &mut DbConn,
     id: i64,
@@ -187,6 +193,12 @@ pub enum Settled {
 /// Marks a pending, unexpired session succeeded and its pending order paid, in one transaction
 /// with conditional updates: an order is charged at most once and is never both paid and
 /// cancelled, whatever races with it.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "payments.settle")
+)]
 pub async fn settle(
     conn: &mut DbConn,
     id: i64,

@@ -417,6 +417,12 @@ fn rows_of(p: &Placement, products: &HashMap<i64, Stocked>) -> Result<OrderRows,
 }
 
 /// One try at placing the orders `group` names, in one transaction.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "placements.attempt")
+)]
 async fn attempt(
     conn: &mut DbConn,
     batch: &[Placement],

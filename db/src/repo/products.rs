@@ -112,6 +112,12 @@ fn attach(
 
 /// Creates a product and its categories in one transaction; `search_text` is derived here from
 /// the name and description. Categories are stored without duplicates.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "products.insert")
+)]
 pub async fn insert(
     conn: &mut DbConn,
     product: NewProduct,
@@ -251,6 +257,12 @@ pub async fn list(
 /// Applies `changes` to a live product in one transaction: recomputes `search_text` when the
 /// name or description changes, replaces the categories when given, sets `updated_at` and bumps
 /// `version`. `None` when the product is unknown or deleted.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "products.update")
+)]
 pub async fn update(
     conn: &mut DbConn,
     id: i64,

@@ -69,6 +69,12 @@ pub async fn find(conn: &mut DbConn, name: &str) -> Result<Option<RoleWithPermis
 
 /// Creates the role or replaces its permissions, and bumps the policy version, atomically.
 /// Returns true when the role was created.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "roles.put")
+)]
 pub async fn put(
     conn: &mut DbConn,
     name: &str,
@@ -112,6 +118,12 @@ pub async fn put(
 
 /// Deletes a role (its permissions and grants go with it) and bumps the policy version.
 /// Returns false when there was no such role.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "roles.delete")
+)]
 pub async fn delete(conn: &mut DbConn, name: &str) -> Result<bool, DbError> {
     let name = name.to_owned();
     with_conn!(conn, c => c.transaction(async |c| {

@@ -26,6 +26,12 @@ macro_rules! revoke_sessions_query {
 }
 
 /// Records a new login and its first refresh token, atomically.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "sessions.create")
+)]
 pub async fn create(
     conn: &mut DbConn,
     session: SessionRow,
@@ -60,6 +66,12 @@ pub enum Rotation {
 /// Spends the refresh token whose hash is `token_hash` and stores `next` (whose `session_id` is
 /// filled in here) in the same transaction. A token already spent revokes its whole login.
 /// Two concurrent presentations of one token: one rotates, the other counts as reuse.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "sessions.rotate")
+)]
 pub async fn rotate(
     conn: &mut DbConn,
     token_hash: &str,

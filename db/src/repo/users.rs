@@ -26,6 +26,12 @@ pub struct AuthState {
 
 /// Inserts a user with the given roles in one transaction. An email already used by an open
 /// account fails with `DbError::UniqueViolation`.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "users.insert")
+)]
 pub async fn insert(
     conn: &mut DbConn,
     user: NewUser,
@@ -145,6 +151,12 @@ pub enum SetRoles {
 }
 
 /// Replaces the user's roles, all or nothing.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "users.set_roles")
+)]
 pub async fn set_roles(
     conn: &mut DbConn,
     id: i64,
@@ -186,6 +198,12 @@ pub async fn set_roles(
 /// Bans (`Some(reason)`) or lifts a ban (`None`). Returns false when the user does not exist or
 /// is closed. Banning also ends every login of the user (in the same transaction), so tokens
 /// issued before the ban stay dead after it is lifted.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "users.set_ban")
+)]
 pub async fn set_ban(
     conn: &mut DbConn,
     id: i64,
@@ -216,6 +234,12 @@ pub async fn set_ban(
 
 /// Closes an open account and ends every login of it. Returns false when there is no open
 /// account with that id.
+#[tracing::instrument(
+    name = "db.transaction",
+    level = "info",
+    skip_all,
+    fields(op = "users.close")
+)]
 pub async fn close(conn: &mut DbConn, id: i64, now: PrimitiveDateTime) -> Result<bool, DbError> {
     with_conn!(conn, c => c.transaction(async |c| {
         let target = users::table.find(id).filter(users::closed_at.is_null());

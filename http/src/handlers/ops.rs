@@ -58,6 +58,7 @@ pub async fn readyz(st: web::Data<AppState>) -> HttpResponse {
 /// Prometheus metrics in the text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(st: web::Data<AppState>) -> HttpResponse {
+    crate::telemetry::probes::refresh(&st).await;
     let (in_use, max) = st.db.pool_status();
     st.metrics
         .pool_in_use

@@ -62,12 +62,20 @@ pub async fn observe(
     let id = request_id(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
+    // The trace's span name, fixed at creation: the route template, as routing will find it.
+    let name = format!(
+        "{method} {}",
+        req.match_pattern().as_deref().unwrap_or("unmatched")
+    );
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %method,
         route = tracing::field::Empty,
         user_id = tracing::field::Empty,
+        status = tracing::field::Empty,
+        otel.name = name.as_str(),
+        otel.kind = "server",
     );
     let outcome = next.call(req).instrument(span.clone()).await;
     let mut res: ServiceResponse<EitherBody<BoxBody>> = match outcome {
@@ -111,6 +119,7 @@ pub async fn observe(
             .observe(&method, &route, status, elapsed.as_secs_f64());
     }
     span.record("route", route.as_str());
+    span.record("status", status);
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
