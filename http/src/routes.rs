@@ -20,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .finish()
             }),
         )
+        .configure(crate::storefront::configure)
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api/v1/openapi.json", ApiDoc::openapi()))
         .service(
             web::scope("/api/v1")

@@ -5,6 +5,7 @@ mod harness;
 
 mod admin;
 mod auth;
+mod browser;
 mod cart;
 mod catalog;
 mod checkout;
@@ -22,4 +23,5 @@ mod pg_instance;
 mod rbac;
 mod redis_instance;
 mod resilience;
+mod storefront;
 mod users;
