@@ -114,11 +114,16 @@
     await loadResults(results);
   }
 
+  let searches = 0;
+
   async function loadResults(results) {
+    searches += 1;
+    const mine = searches;
     const p = new URLSearchParams({ sort: catalog.sort, page: String(catalog.page), page_size: '12' });
     if (catalog.q) p.set('q', catalog.q);
     if (catalog.category) p.set('category', catalog.category);
     const r = await api('GET', '/api/v1/products?' + p.toString());
+    if (mine !== searches) return; // a newer search has been asked for
     clear(results);
     if (!r.ok) {
       results.append(h('p', { class: 'form-err', role: 'alert' }, Mall.message(r.error)));

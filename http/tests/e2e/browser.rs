@@ -57,10 +57,27 @@ impl Spy {
         Spy { port, hits, seen }
     }
 
-    /// The requests that tried to leave the host (their first lines).
+    /// The requests that tried to leave the host (their first lines), less those of
+    /// Chromium's own background services (updates, accounts, autofill, its start page), which
+    /// no page asked for.
     pub fn requests(&self) -> Vec<String> {
         let _ = self.hits.load(Ordering::SeqCst);
-        self.seen.lock().expect("spy log").clone()
+        const BROWSER_OWN: [&str; 4] = [
+            ".google.com",
+            "googleapis.com",
+            "gvt1.com",
+            "start.duckduckgo.com",
+        ];
+        self.seen
+            .lock()
+            .expect("spy log")
+            .iter()
+            .filter(|line| {
+                let target = line.split(' ').nth(1).unwrap_or_default();
+                !BROWSER_OWN.iter().any(|h| target.contains(h))
+            })
+            .cloned()
+            .collect()
     }
 }
 
@@ -155,6 +172,13 @@ impl Browser {
                 "--disable-component-update".to_owned(),
                 "--disable-sync".to_owned(),
                 "--disable-dev-shm-usage".to_owned(),
+                "--disable-default-apps".to_owned(),
+                "--disable-domain-reliability".to_owned(),
+                "--disable-client-side-phishing-detection".to_owned(),
+                "--disable-features=AutofillServerCommunication,OptimizationHints,\
+                 OptimizationGuideModelDownloading,PasswordLeakDetection,MediaRouter"
+                    .to_owned(),
+                "--password-store=basic".to_owned(),
                 "--lang=en-US".to_owned(),
                 "--window-size=1000,800".to_owned(),
                 format!("--user-data-dir={}", profile.path().display()),
@@ -166,7 +190,14 @@ impl Browser {
                 "goog:chromeOptions": {
                     "binary": CHROMIUM,
                     "args": args,
-                    "prefs": {"intl.accept_languages": "en-US,en"},
+                    "prefs": {
+                        "intl.accept_languages": "en-US,en",
+                        "credentials_enable_service": false,
+                        "profile.password_manager_enabled": false,
+                        "profile.password_manager_leak_detection": false,
+                        "autofill.profile_enabled": false,
+                        "autofill.credit_card_enabled": false,
+                    },
                 },
                 "goog:loggingPrefs": {"browser": "ALL"},
                 "unhandledPromptBehavior": "ignore",
