@@ -18,14 +18,62 @@ pub const DEMO_MERCHANT_EMAIL: &str = "demo-merchant@example.com";
 
 /// (name, description, price in cents, stock, categories)
 const PRODUCTS: [(&str, &str, i64, i64, &[&str]); 8] = [
-    ("Bamboo tea set", "A pot and six cups, hand-finished.", 12_800, 20, &["kitchen", "tea"]),
-    ("Jasmine green tea, 100 g", "Loose leaves from Fujian.", 4_500, 50, &["tea"]),
-    ("Silk scarf", "90 × 90 cm, mulberry silk.", 19_900, 12, &["fashion"]),
-    ("Ring light", "For short videos: three colour temperatures, phone clamp.", 8_900, 30, &["video", "electronics"]),
-    ("Clip-on microphone", "Wireless, 20 m range, USB-C receiver.", 15_900, 25, &["video", "electronics"]),
-    ("Phone tripod", "Folds to 20 cm, Bluetooth remote.", 6_900, 40, &["video"]),
-    ("Canvas tote bag", "Heavy cotton, inside pocket.", 3_900, 60, &["fashion"]),
-    ("Ceramic mug", "350 ml, dishwasher safe.", 2_900, 80, &["kitchen"]),
+    (
+        "Bamboo tea set",
+        "A pot and six cups, hand-finished.",
+        12_800,
+        20,
+        &["kitchen", "tea"],
+    ),
+    (
+        "Jasmine green tea, 100 g",
+        "Loose leaves from Fujian.",
+        4_500,
+        50,
+        &["tea"],
+    ),
+    (
+        "Silk scarf",
+        "90 × 90 cm, mulberry silk.",
+        19_900,
+        12,
+        &["fashion"],
+    ),
+    (
+        "Ring light",
+        "For short videos: three colour temperatures, phone clamp.",
+        8_900,
+        30,
+        &["video", "electronics"],
+    ),
+    (
+        "Clip-on microphone",
+        "Wireless, 20 m range, USB-C receiver.",
+        15_900,
+        25,
+        &["video", "electronics"],
+    ),
+    (
+        "Phone tripod",
+        "Folds to 20 cm, Bluetooth remote.",
+        6_900,
+        40,
+        &["video"],
+    ),
+    (
+        "Canvas tote bag",
+        "Heavy cotton, inside pocket.",
+        3_900,
+        60,
+        &["fashion"],
+    ),
+    (
+        "Ceramic mug",
+        "350 ml, dishwasher safe.",
+        2_900,
+        80,
+        &["kitchen"],
+    ),
 ];
 
 /// Whether this configuration wants the demo catalog: `on`, or `auto` with the built-in

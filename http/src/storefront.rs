@@ -164,12 +164,11 @@ pub async fn asset(req: HttpRequest, name: web::Path<String>) -> Result<HttpResp
     let Some(file) = PREPARED.0.iter().find(|a| a.name == name.as_str()) else {
         return Err(ApiError::not_found("asset"));
     };
-    let versioned = web::Query::<std::collections::HashMap<String, String>>::from_query(
-        req.query_string(),
-    )
-    .ok()
-    .and_then(|q| q.get("v").cloned())
-    .is_some_and(|v| v == file.hash);
+    let versioned =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.get("v").cloned())
+            .is_some_and(|v| v == file.hash);
     let cache = if versioned {
         "public, max-age=31536000, immutable"
     } else {
@@ -208,10 +207,20 @@ mod tests {
     #[test]
     fn no_asset_names_anything_off_the_host() {
         // (The icon's SVG namespace is a name, not a request.)
-        let texts = FILES.iter().filter(|a| a.name != "icon.svg").map(|a| a.body);
+        let texts = FILES
+            .iter()
+            .filter(|a| a.name != "icon.svg")
+            .map(|a| a.body);
         for a in texts.chain([SHELL.as_bytes()]) {
             let text = String::from_utf8_lossy(a);
-            for scheme in ["http://", "https://", "//cdn", "innerHTML", "outerHTML", "eval("] {
+            for scheme in [
+                "http://",
+                "https://",
+                "//cdn",
+                "innerHTML",
+                "outerHTML",
+                "eval(",
+            ] {
                 assert!(!text.contains(scheme), "an asset contains {scheme:?}");
             }
         }

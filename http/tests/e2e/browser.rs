@@ -486,11 +486,14 @@ impl Browser {
 
     /// The rendered text of the page.
     pub async fn body_text(&self) -> String {
-        self.js("return document.body ? document.body.innerText : '';", vec![])
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.js(
+            "return document.body ? document.body.innerText : '';",
+            vec![],
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
     }
 
     /// Waits until the page's text contains `needle`.
@@ -659,11 +662,7 @@ impl Browser {
                 bad.push(entry);
             }
         }
-        assert!(
-            bad.is_empty(),
-            "[{}] console errors: {bad:#?}",
-            self.name
-        );
+        assert!(bad.is_empty(), "[{}] console errors: {bad:#?}", self.name);
     }
 
     /// Runs `flow`; if it panics, saves a screenshot of every tab and the page's text, then
@@ -675,7 +674,9 @@ impl Browser {
         use futures_util::FutureExt as _;
         let outcome = std::panic::AssertUnwindSafe(flow).catch_unwind().await;
         if let Err(panic) = outcome {
-            let handles = self.cmd(reqwest::Method::GET, "/window/handles", None).await;
+            let handles = self
+                .cmd(reqwest::Method::GET, "/window/handles", None)
+                .await;
             for (i, handle) in handles
                 .as_array()
                 .cloned()

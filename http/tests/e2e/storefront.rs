@@ -38,7 +38,9 @@ fn readme_shot(backend: Backend, name: &str) -> Option<PathBuf> {
 async fn user_with_roles(app: &App, tag: &str, roles: &[&str]) -> (String, String, String) {
     let email = unique_email(tag);
     let password = random_secret("pw");
-    let created = app.register(&email, &password, &format!("{tag} user")).await;
+    let created = app
+        .register(&email, &password, &format!("{tag} user"))
+        .await;
     let id = created["id"].as_str().expect("user id").to_owned();
     if !roles.is_empty() {
         let admin = app.admin().await;
@@ -68,7 +70,10 @@ async fn check_headers(app: &App) {
     for path in ["/merchant", "/admin"] {
         assert_eq!(app.get(path, None).await.status, 200, "GET {path}");
     }
-    let start = page.text.find("/assets/shop.js?v=").expect("shop.js is linked");
+    let start = page
+        .text
+        .find("/assets/shop.js?v=")
+        .expect("shop.js is linked");
     let end = page.text[start..].find('"').expect("end of the link") + start;
     let versioned = &page.text[start..end];
     let asset = app.get(versioned, None).await;
@@ -103,7 +108,11 @@ async fn assert_same_origin(b: &Browser) {
             vec![],
         )
         .await;
-    assert_eq!(foreign, json!([]), "the page loaded resources from elsewhere");
+    assert_eq!(
+        foreign,
+        json!([]),
+        "the page loaded resources from elsewhere"
+    );
 }
 
 async fn shopping(backend: Backend) {
@@ -175,8 +184,11 @@ async fn shopping(backend: Backend) {
         assert_eq!(width, json!(390), "the phone-sized viewport");
         b.assert_no_horizontal_scroll("catalog").await;
         // The keyboard: the first Tab reaches the skip link.
-        b.js("document.activeElement && document.activeElement.blur();", vec![])
-            .await;
+        b.js(
+            "document.activeElement && document.activeElement.blur();",
+            vec![],
+        )
+        .await;
         b.press("\u{E004}").await;
         let focused = b
             .js("return document.activeElement.innerText;", vec![])
@@ -239,7 +251,10 @@ async fn shopping(backend: Backend) {
         let orders = app.get(ORDERS, Some(&tokens.access)).await.expect(200);
         assert_eq!(orders["total"], json!(1), "{orders}");
         assert_eq!(orders["items"][0]["status"], json!("pending_payment"));
-        let order_id = orders["items"][0]["id"].as_str().expect("order id").to_owned();
+        let order_id = orders["items"][0]["id"]
+            .as_str()
+            .expect("order id")
+            .to_owned();
         b.fill(&b.field("Card number").await, "4242424242424242")
             .await;
         b.fill(&b.field("Expiry month").await, "12").await;
@@ -273,7 +288,9 @@ async fn shopping(backend: Backend) {
         b.wait_text("1 product").await;
         let name = b.css("h2.pname").await;
         assert_eq!(b.text(&name).await, EVIL);
-        let images = b.js("return document.querySelectorAll('img').length;", vec![]).await;
+        let images = b
+            .js("return document.querySelectorAll('img').length;", vec![])
+            .await;
         assert_eq!(images, json!(0), "product text became an <img>");
         b.click(&b.link(EVIL).await).await;
         b.button("Add to cart").await;
@@ -294,6 +311,7 @@ async fn shopping(backend: Backend) {
 
         if let Some(path) = readme_shot(backend, "storefront.png") {
             b.click(&b.button("Log out").await).await;
+            b.wait_text("You are logged out.").await;
             b.phone(Some((390, 760))).await;
             b.goto(&app.url("/#/")).await;
             b.wait_text("2 products").await;
@@ -303,16 +321,17 @@ async fn shopping(backend: Backend) {
 
         b.assert_clean_console(&[400]).await;
         assert_same_origin(&b).await;
-        assert_eq!(b.spy.requests(), Vec::<String>::new(), "requests left the host");
+        assert_eq!(
+            b.spy.requests(),
+            Vec::<String>::new(),
+            "requests left the host"
+        );
     })
     .await;
 }
 
 async fn admin_and_deadlines(backend: Backend) {
-    let app = App::start_with(backend, |s| {
-        s.env("MALL__ORDER__PAYMENT_TIMEOUT_SECS", "8")
-    })
-    .await;
+    let app = App::start_with(backend, |s| s.env("MALL__ORDER__PAYMENT_TIMEOUT_SECS", "8")).await;
     let admin = app.admin().await;
     let product = app
         .post(
@@ -434,7 +453,10 @@ async fn demo_catalog() {
         s.env("MALL__BOOTSTRAP__DEMO_CATALOG", "on")
     })
     .await;
-    let listed = app.get("/api/v1/products?page_size=100", None).await.expect(200);
+    let listed = app
+        .get("/api/v1/products?page_size=100", None)
+        .await
+        .expect(200);
     let total = listed["total"].as_i64().expect("total");
     assert!(total >= 5, "{listed}");
     let video = app
