@@ -42,7 +42,7 @@ impl Spy {
         std::thread::spawn(move || {
             for mut conn in listener.incoming().flatten() {
                 h.fetch_add(1, Ordering::SeqCst);
-                let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(3)));
                 let mut buf = [0u8; 512];
                 let n = conn.read(&mut buf).unwrap_or(0);
                 let first = String::from_utf8_lossy(&buf[..n])
@@ -72,6 +72,8 @@ impl Spy {
             .lock()
             .expect("spy log")
             .iter()
+            // A connection that asked for nothing is Chromium warming up its proxy connection.
+            .filter(|line| !line.is_empty())
             .filter(|line| {
                 let target = line.split(' ').nth(1).unwrap_or_default();
                 !BROWSER_OWN.iter().any(|h| target.contains(h))
@@ -515,6 +517,19 @@ impl Browser {
                     self.name
                 );
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `script` (a function body) returns true.
+    pub async fn wait_js(&self, script: &str) {
+        let start = Instant::now();
+        while self.js(script, vec![]).await != json!(true) {
+            assert!(
+                start.elapsed() < WAIT,
+                "[{}] `{script}` did not become true within {WAIT:?}",
+                self.name
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -389,6 +389,9 @@ async fn admin_and_deadlines(backend: Backend) {
         b.wait_text("Database").await;
         b.fill(&b.field("Email").await, &email).await;
         b.click(&b.button("Find users").await).await;
+        // The list of every user is replaced by the one that matches.
+        b.wait_js("return document.querySelectorAll('article.user').length === 1;")
+            .await;
         let ban = b.button("Ban").await;
         let user = b.closest(&ban, "article").await;
         b.wait_text_in(&user, &email).await;
@@ -428,6 +431,8 @@ async fn admin_and_deadlines(backend: Backend) {
         if let Some(path) = readme_shot(backend, "admin.png") {
             b.fill(&b.field("Email").await, "").await;
             b.click(&b.button("Find users").await).await;
+            b.wait_js("return document.querySelectorAll('article.user').length === 2;")
+                .await;
             b.js("window.scrollTo(0, 0);", vec![]).await;
             b.save_screenshot(&path).await;
         }
