@@ -9,6 +9,9 @@ use serde::Deserialize;
 /// The JWT secret used when none is configured; refused when `shop.env = "production"`.
 pub const DEV_JWT_SECRET: &str = "mall-development-secret-change-me-in-production";
 
+/// The built-in `database.url`: the embedded SQLite file under `data/`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/mall.db";
+
 /// Every setting of the mall.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -114,7 +117,7 @@ pub struct DatabaseConfig {
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
-            url: "sqlite://data/mall.db".into(),
+            url: DEFAULT_DATABASE_URL.into(),
             auto_migrate: true,
             max_connections: 16,
             acquire_timeout_ms: 3_000,
@@ -204,6 +207,8 @@ pub fn default_whitelist() -> Vec<String> {
         "GET /metrics",
         "GET /api/v1/openapi.json",
         "GET /docs(/.*)?",
+        "GET /(merchant|admin)?",
+        "GET /assets/[^/]+",
     ]
     .into_iter()
     .map(String::from)
@@ -286,6 +291,9 @@ pub struct BootstrapConfig {
     pub admin_password: String,
     /// Its display name.
     pub admin_name: String,
+    /// A few demo products when the catalog is empty at start-up: `on`, `off`, or `auto` (on
+    /// only with the built-in `database.url`).
+    pub demo_catalog: String,
 }
 
 impl Default for BootstrapConfig {
@@ -294,6 +302,7 @@ impl Default for BootstrapConfig {
             admin_email: String::new(),
             admin_password: String::new(),
             admin_name: "Administrator".into(),
+            demo_catalog: "auto".into(),
         }
     }
 }
@@ -520,6 +529,12 @@ impl Config {
                     format!("{entry:?} is not a CIDR or an IP address"),
                 );
             }
+        }
+        if !["auto", "on", "off"].contains(&self.bootstrap.demo_catalog.as_str()) {
+            return bad(
+                "bootstrap.demo_catalog",
+                "must be auto, on or off".to_owned(),
+            );
         }
         if let Err(e) = crate::auth::policy::Whitelist::parse(&self.auth.whitelist) {
             return bad("auth.whitelist", e.to_string());

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod demo;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -20,4 +21,5 @@ pub mod redis;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod storefront;
 pub mod telemetry;

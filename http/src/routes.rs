@@ -1,6 +1,7 @@
 //! The one route table of the mall. Every path is a resource (so another method on it is 405
-//! with `Allow`, not 404), and every route passes [`access`] once the router has matched it, so
-//! an unknown path (404) or method (405) is answered before any token is looked at.
+//! with `Allow`, not 404), and every API and operations route passes [`access`] once the router
+//! has matched it, so an unknown path (404) or method (405) is answered before any token is
+//! looked at. The shop's pages and assets (`crate::storefront`) need no token at all.
 
 use actix_web::middleware::from_fn;
 use actix_web::{Route, web};
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .insert_header(("Location", "/docs/"))
                 .finish()
         }))))
+        .configure(crate::storefront::configure)
         // The page fetches the document from its own route below (gated like every API route).
         .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new([OPENAPI_PATH])))
         .service(

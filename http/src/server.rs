@@ -53,6 +53,9 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     identity::ensure_bootstrap_admin(&state)
         .await
         .map_err(|e| StartupError::Other(format!("bootstrap admin: {}", e.message)))?;
+    crate::demo::ensure(&state)
+        .await
+        .map_err(|e| StartupError::Other(format!("demo catalog: {}", e.message)))?;
     state.policy.spawn_watcher(POLICY_POLL_EVERY);
     // Timers are data: wake whatever is due now (deadlines that passed while we were down)
     // and every quarter second after.

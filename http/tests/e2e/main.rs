@@ -11,6 +11,7 @@ mod harness;
 
 mod admin;
 mod auth;
+mod browser;
 mod cart;
 mod catalog;
 mod checkout;
@@ -30,4 +31,5 @@ mod rbac;
 mod redis_instance;
 mod resilience;
 mod retry;
+mod storefront;
 mod users;
