@@ -6,6 +6,9 @@
 //! The key is claimed before the effect; the effect binds the key to what it created inside its
 //! own transaction (`order:ID`, `payment:ID`), so a crash between the effect and storing the
 //! response cannot make a retry repeat the effect: the retry renders what was made instead.
+//! The binding takes only a key still bound to nothing, and a failure releases the key only
+//! while nothing is bound to it: an effect whose caller gave up either rolls back or is what
+//! the retry replays, never a second effect.
 
 use std::future::Future;
 use std::time::Duration;

@@ -116,14 +116,15 @@ fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
         .map_err(|e| from_serde(&e.to_string(), Source::Query))?;
     for (name, value) in pairs.iter() {
-        if strict::has_control(name) || strict::has_control(value) {
-            let field = if strict::has_control(name) {
-                "query"
-            } else {
-                name
-            };
-            return Err(ApiError::invalid_field(field, strict::CONTROL_CHARACTERS));
-        }
+        // A name with control characters is not echoed back as a field name.
+        let field = if strict::has_control(name) {
+            "query"
+        } else if strict::has_control(value) {
+            name
+        } else {
+            continue;
+        };
+        return Err(ApiError::invalid_field(field, strict::CONTROL_CHARACTERS));
     }
     web::Query::<T>::from_query(query)
         .map(web::Query::into_inner)
