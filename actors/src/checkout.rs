@@ -12,16 +12,15 @@
 use std::time::Instant;
 
 use mall_db::clock;
+use mall_db::domain::UserId;
 use mall_db::models::PaymentRow;
 use mall_db::repo::orders::{IdempotencyBinding, OrderWithItems};
-use mall_db::repo::placements::Charge;
 
 use crate::cart::messages::CheckOut;
 use crate::cart::{CartError, CartHandle};
-use crate::deps::{Deps, deadline};
+use crate::deps::Deps;
 use crate::order::{OrderError, OrderHandle};
-use crate::payment::gateway;
-use crate::payment::{Card, PaymentError, PaymentHandle, check_card};
+use crate::payment::{Card, PaymentError, PaymentHandle, check_card, gateway};
 
 /// Why a checkout did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,12 +64,12 @@ impl Checkout {
         }
     }
 
-    /// Runs a checkout for `user_id`; returns the order and its session. A declined card is
+    /// Runs a checkout for `user`; returns the order and its session. A declined card is
     /// not an error: the order stays pending and the session pending with
     /// `last_error = "card_declined"`.
     pub async fn run(
         &self,
-        user_id: i64,
+        user: UserId,
         address: String,
         note: Option<String>,
         card: Option<Card>,
@@ -80,29 +79,25 @@ impl Checkout {
         let charge = match &card {
             Some(card) => {
                 check_card(card)?;
-                let last4 = card.last4();
-                Some(match gateway::charge(card) {
-                    gateway::Charge::Approved => Charge::Approved { last4 },
-                    gateway::Charge::Declined => Charge::Declined { last4 },
-                })
+                Some(gateway::charge(card))
             }
             None => None,
         };
         let now = clock::now();
         let cmd = CheckOut {
-            order: self.deps.new_order(user_id, address, note, now),
+            order: self.deps.new_order(user, address, note, now),
             now,
             idem,
             session_id: self.deps.ids.next_id(),
-            session_expires_at: deadline(now, self.deps.session_timeout),
+            session_expires_at: clock::after(now, self.deps.session_timeout),
             charge,
         };
-        let placed = self.carts.check_out(user_id, cmd, answer_by).await?;
-        self.orders.placed(&placed).await;
+        let placed = self.carts.check_out(user.get(), cmd, answer_by).await?;
+        self.orders.placed(&placed);
         let payment = placed.payment.ok_or_else(|| {
             PaymentError::Internal("checkout placed an order without its session".into())
         })?;
-        self.payments.opened(&payment).await;
+        self.payments.opened(&payment);
         Ok((placed.order, payment))
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use prometheus::{IntCounterVec, Opts, Registry};
 
 use mall_db::repo::orders::NewOrder;
-use mall_db::{Db, IdGenerator};
+use mall_db::domain::UserId;
+use mall_db::{Db, IdGenerator, clock};
 
 use crate::placement::Placer;
 
@@ -66,20 +67,20 @@ pub struct Deps {
 pub type StockHook = Arc<dyn Fn(Vec<i64>) + Send + Sync>;
 
 impl Deps {
-    /// A new order of `user_id` placed `now`: a fresh id and the payment deadline.
+    /// A new order of `user` placed `now`: a fresh id and the payment deadline.
     pub fn new_order(
         &self,
-        user_id: i64,
+        user: UserId,
         address: String,
         note: Option<String>,
         now: time::PrimitiveDateTime,
     ) -> NewOrder {
         NewOrder {
             id: self.ids.next_id(),
-            user_id,
+            user_id: user.get(),
             address,
             note,
-            expires_at: deadline(now, self.order_timeout),
+            expires_at: clock::after(now, self.order_timeout),
         }
     }
 
@@ -89,9 +90,4 @@ impl Deps {
             hook(product_ids);
         }
     }
-}
-
-/// `now + d` as a stored timestamp.
-pub fn deadline(now: time::PrimitiveDateTime, d: Duration) -> time::PrimitiveDateTime {
-    now.saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
 }

@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use mall_actors::cart::{CartError, CartHandle, CartOp, CartView};
+use mall_actors::cart::{CartCmd, CartError, CartHandle, CartOp, CartView};
 use mall_actors::placement::{PlacementConfig, Placer};
 use mall_actors::runtime::{RuntimeConfig, RuntimeError, RuntimeMetrics};
 use mall_db::models::{NewProduct, NewUser};
@@ -277,7 +277,7 @@ async fn concurrent_adds_to_one_cart_lose_nothing(cx: &Ctx) {
     assert_eq!(adds.len(), 200);
     let answers = join_all(
         adds.iter()
-            .map(|&(product, quantity)| node.carts.add_item(user, product, quantity)),
+            .map(|&(product, quantity)| node.carts.add_item(user, product, quantity.into())),
     )
     .await;
     let mut versions = Vec::new();
@@ -408,7 +408,7 @@ async fn panicking_actor_is_unavailable_then_recovers(cx: &Ctx) {
 
     let crashed = tokio::time::timeout(
         Duration::from_secs(30),
-        node.carts.registry().call(&user, CartOp::Crash),
+        node.carts.registry().call(&user, CartCmd::Op(CartOp::Crash)),
     )
     .await
     .expect("a panicking actor answers the caller, it does not hang it");
@@ -520,7 +520,7 @@ async fn two_nodes_interleaving_adds_lose_nothing(cx: &Ctx) {
         *expected.entry(product).or_default() += quantity;
         let view = node
             .carts
-            .add_item(user, product, quantity)
+            .add_item(user, product, quantity.into())
             .await
             .unwrap_or_else(|e| panic!("add #{i} on node {name}: {e:?}"));
         assert_eq!(
@@ -550,7 +550,7 @@ async fn two_nodes_racing_lose_nothing_and_invent_nothing(cx: &Ctx) {
         .collect();
     let answers = join_all(adds.iter().map(|&(i, product, quantity)| {
         let node = if i % 2 == 0 { &a } else { &b };
-        node.carts.add_item(user, product, quantity)
+        node.carts.add_item(user, product, quantity.into())
     }))
     .await;
     let mut applied: BTreeMap<i64, i32> = BTreeMap::new();

@@ -21,3 +21,8 @@ pub fn from_utc(t: OffsetDateTime) -> PrimitiveDateTime {
     let t = t.to_offset(UtcOffset::UTC);
     PrimitiveDateTime::new(t.date(), t.time())
 }
+
+/// `t + d` as a stored timestamp (saturating: a deadline past the calendar is "never").
+pub fn after(t: PrimitiveDateTime, d: std::time::Duration) -> PrimitiveDateTime {
+    t.saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+}

@@ -2,11 +2,11 @@
 //! on SQLite (embedded default) and PostgreSQL, through Diesel and diesel-async.
 
 pub mod clock;
+pub mod domain;
 pub mod error;
 pub mod ids;
 pub mod migrate;
 pub mod models;
-pub mod money;
 pub mod pool;
 pub mod repo;
 pub mod schema;
@@ -14,6 +14,7 @@ pub mod schema;
 pub mod testing;
 
 pub use diesel_async::AsyncPgConnection;
+pub use domain::money;
 pub use error::DbError;
 pub use ids::IdGenerator;
 pub use pool::{Backend, Db, DbConn, PoolOptions, SqliteConn};

@@ -353,6 +353,7 @@ impl From<OrderError> for ApiError {
                 tracing::warn!(error = %why, "orders unavailable");
                 ApiError::unavailable("orders are unavailable, retry shortly")
             }
+            OrderError::Payment(e) => e.into(),
             OrderError::Internal(why) => ApiError::internal(&why),
         }
     }

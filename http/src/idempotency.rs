@@ -123,7 +123,7 @@ where
             &key,
             &fingerprint(req, body),
             now,
-            mall_actors::deps::deadline(now, TTL),
+            mall_db::clock::after(now, TTL),
         )
         .await?
     };

@@ -59,13 +59,9 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     state.policy.spawn_watcher(POLICY_POLL_EVERY);
     // Timers are data: wake whatever is due now (deadlines that passed while we were down)
     // and every quarter second after.
-    mall_actors::deadlines::spawn_sweeper(
-        state.db.clone(),
-        state.orders.clone(),
-        state.payments.clone(),
-        DEADLINE_SWEEP_EVERY,
-        DEADLINE_LOOKAHEAD,
-    );
+    state
+        .services
+        .spawn_sweeper(DEADLINE_SWEEP_EVERY, DEADLINE_LOOKAHEAD);
 
     crate::notices::spawn_listener(state.clone());
     crate::housekeeping::spawn_purger(state.clone());

@@ -5,11 +5,9 @@ use std::time::Duration;
 
 use mall_actors::cart::CartHandle;
 use mall_actors::checkout::Checkout;
-use mall_actors::deps::{Deps, OutcomeMetrics};
 use mall_actors::order::OrderHandle;
 use mall_actors::payment::PaymentHandle;
-use mall_actors::placement::Placer;
-use mall_actors::runtime::RuntimeMetrics;
+use mall_actors::services::{Services, ServicesConfig};
 use mall_db::{Db, IdGenerator};
 
 use crate::auth::cache::AuthCache;
@@ -48,11 +46,13 @@ pub struct AppState {
     pub ip_blacklist: Vec<ipnet::IpNet>,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// The carts (one actor per user).
+    /// The running actor services (for the sweeper); the four handles below are theirs.
+    pub services: Services,
+    /// The carts (one entity per user).
     pub carts: CartHandle,
-    /// The orders (one actor per order).
+    /// The orders (one entity per order, owning its payment sessions).
     pub orders: OrderHandle,
-    /// The payment sessions (one actor per session).
+    /// The payment sessions (through their orders).
     pub payments: PaymentHandle,
     /// Cart -> order -> payment.
     pub checkout: Checkout,
@@ -135,8 +135,6 @@ impl AppState {
             .filter_map(|e| parse_net(e))
             .collect();
         let metrics = Metrics::new().map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
-        let runtime_metrics = RuntimeMetrics::new(&metrics.registry)
-            .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
         let redis = if config.redis.url.is_empty() {
             None
         } else {
@@ -153,36 +151,23 @@ impl AppState {
                 });
                 hook
             });
-        let placer = Placer::start(db.clone(), config.placement(), &metrics.registry)
-            .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
-        let carts = CartHandle::start(
-            db.clone(),
-            placer.clone(),
-            config.actors.runtime(),
-            &runtime_metrics,
-        );
         let ids = Arc::new(IdGenerator::random_node());
-        let deps = Deps {
-            db: db.clone(),
-            ids: Arc::clone(&ids),
-            order_timeout: Duration::from_secs(config.order.payment_timeout_secs),
-            session_timeout: Duration::from_secs(config.payment.session_timeout_secs),
+        let services = Services::start(
+            db.clone(),
+            Arc::clone(&ids),
+            ServicesConfig {
+                runtime: config.actors.runtime(),
+                placement: config.placement(),
+                order_timeout: Duration::from_secs(config.order.payment_timeout_secs),
+                session_timeout: Duration::from_secs(config.payment.session_timeout_secs),
+            },
+            &metrics.registry,
             on_stock_change,
-            placer,
-            outcomes: OutcomeMetrics::new(&metrics.registry)
-                .map_err(|e| StartupError::Other(format!("metrics: {e}")))?,
-        };
-        let orders = OrderHandle::start(deps.clone(), config.actors.runtime(), &runtime_metrics);
-        let payments = PaymentHandle::start(
-            deps.clone(),
-            orders.clone(),
-            config.actors.runtime(),
-            &runtime_metrics,
-        );
+        )
+        .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
         let limits =
             crate::limits::Limits::new(config.rate_limit.clone(), redis.clone(), &metrics.registry)
                 .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
-        let checkout = Checkout::new(carts.clone(), orders.clone(), payments.clone(), deps);
         Ok(AppState {
             auth: Authenticator::new(
                 Arc::clone(&tokens),
@@ -197,10 +182,11 @@ impl AppState {
             whitelist,
             ip_blacklist,
             metrics,
-            carts,
-            orders,
-            payments,
-            checkout,
+            carts: services.carts.clone(),
+            orders: services.orders.clone(),
+            payments: services.payments.clone(),
+            checkout: services.checkout.clone(),
+            services,
             limits,
             redis,
             product_cache,

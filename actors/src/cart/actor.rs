@@ -1,26 +1,23 @@
-//! `CartActor`: one per user, a thin shell over [`CartState`]: it loads the cart on its first
-//! turn, writes through with a version check (the write itself refuses a line of a deleted or
-//! unknown product), and only then replies. Turns never interleave (`AtomicResponse`). A
-//! checkout is one turn too: the cart is placed as an order and emptied in one transaction, so
-//! a line added meanwhile waits for the next turn and stays in the cart.
+//! The cart as an entity kind: one per user, a thin shell over [`CartState`]. A turn writes
+//! through with a version check (the write itself refuses a line of a deleted or unknown
+//! product) before it replies. A checkout is one turn too: the cart is placed as an order and
+//! emptied in one transaction, so a line added meanwhile waits for the next turn and stays in
+//! the cart.
 
 use std::time::Instant;
 
-use actix::{Actor, Context, Handler};
-
 use mall_db::repo::carts::{self, WriteOutcome};
-use mall_db::repo::placements::{PlaceError, Placed, Placement};
+use mall_db::repo::placements::{CheckoutPart, PlaceError, Placement};
 use mall_db::{Db, clock};
 
 use super::error::CartError;
-use super::messages::CheckOut;
+use super::messages::{CartAnswer, CartCmd, CheckOut};
 use super::state::{CartOp, CartState};
 use crate::checkout::CheckoutError;
 use crate::placement::Placer;
-use crate::runtime::turn;
-use crate::runtime::{Call, Entity, KindMetrics};
+use crate::runtime::{Kind, RuntimeError};
 
-/// What every cart actor needs.
+/// What every cart needs.
 #[derive(Clone)]
 pub struct CartDeps {
     /// The database.
@@ -29,91 +26,56 @@ pub struct CartDeps {
     pub placer: Placer,
 }
 
-/// The cart of one user.
-pub struct CartActor {
-    user_id: i64,
-    deps: CartDeps,
-    // None until loaded, and again after a failure that may have left it stale.
-    state: Option<CartState>,
-    metrics: KindMetrics,
-}
+/// The cart kind.
+pub struct Cart;
 
-impl Actor for CartActor {
-    type Context = Context<Self>;
-}
+/// What a cart's turn answers.
+pub type CartReply = Result<CartAnswer, CheckoutError>;
 
-impl Entity for CartActor {
+impl Kind for Cart {
     type Key = i64;
     type Deps = CartDeps;
+    type State = CartState;
+    type Cmd = CartCmd;
+    type Reply = CartReply;
     const KIND: &'static str = "cart";
 
-    fn activate(user_id: i64, deps: CartDeps, metrics: KindMetrics) -> Self {
-        CartActor {
-            user_id,
-            deps,
-            state: None,
-            metrics,
+    fn load(deps: CartDeps, user_id: i64) -> impl Future<Output = Result<CartState, CartReply>> {
+        async move { load(&deps.db, user_id).await.map_err(|e| Err(e.into())) }
+    }
+
+    fn turn(
+        deps: CartDeps,
+        user_id: i64,
+        state: CartState,
+        cmd: CartCmd,
+        answer_by: Option<Instant>,
+    ) -> impl Future<Output = (Option<CartState>, CartReply)> {
+        async move {
+            match cmd {
+                CartCmd::Op(op) => {
+                    let (keep, reply) = execute(&deps.db, user_id, state, op).await;
+                    (keep, reply.map(CartAnswer::Cart).map_err(Into::into))
+                }
+                CartCmd::CheckOut(cmd) => {
+                    let (keep, reply) = check_out(&deps, user_id, state, *cmd, answer_by).await;
+                    (keep, reply.map(|p| CartAnswer::Placed(Box::new(p))))
+                }
+            }
         }
     }
-}
 
-impl Handler<Call<CartOp>> for CartActor {
-    type Result = actix::AtomicResponse<Self, Result<CartState, CartError>>;
-
-    fn handle(&mut self, call: Call<CartOp>, _ctx: &mut Context<Self>) -> Self::Result {
+    fn inject_fault(cmd: &CartCmd) {
         #[cfg(feature = "testing")]
-        if call.cmd == CartOp::Crash {
-            panic!(
-                "cart actor {} crashed on request (test fault injection)",
-                self.user_id
-            );
+        if *cmd == CartCmd::Op(CartOp::Crash) {
+            panic!("a cart actor crashed on request (test fault injection)");
         }
-        if call.is_stale() {
-            return turn::refuse(Err(CartError::Unavailable(
-                "the caller stopped waiting".into(),
-            )));
-        }
-        let (db, user_id, cached, op) = (
-            self.deps.db.clone(),
-            self.user_id,
-            self.state.clone(),
-            call.cmd,
-        );
-        turn::atomic(
-            self,
-            call.sent_at,
-            call.span,
-            &self.metrics,
-            execute(db, user_id, cached, op),
-            |(keep, reply), act: &mut Self, _ctx| {
-                act.state = keep;
-                reply
-            },
-        )
+        #[cfg(not(feature = "testing"))]
+        let _ = cmd;
     }
-}
 
-impl Handler<Call<CheckOut>> for CartActor {
-    type Result = actix::AtomicResponse<Self, Result<Placed, CheckoutError>>;
-
-    fn handle(&mut self, call: Call<CheckOut>, _ctx: &mut Context<Self>) -> Self::Result {
-        if call.is_stale() {
-            return turn::refuse(Err(CheckoutError::Cart(CartError::Unavailable(
-                "the caller stopped waiting".into(),
-            ))));
-        }
-        let (deps, user_id, cached) = (self.deps.clone(), self.user_id, self.state.clone());
-        turn::atomic(
-            self,
-            call.sent_at,
-            call.span,
-            &self.metrics,
-            check_out(deps, user_id, cached, call.cmd, call.answer_by),
-            |(keep, reply), act: &mut Self, _ctx| {
-                act.state = keep;
-                reply
-            },
-        )
+    fn refused(why: RuntimeError) -> CartReply {
+        Err(CheckoutError::Cart(why.into()))
     }
 }
 
@@ -124,20 +86,13 @@ async fn load(db: &Db, user_id: i64) -> Result<CartState, CartError> {
         .map_or_else(CartState::absent, CartState::from_stored))
 }
 
-/// One turn: returns the state to keep cached (None: reload next time) and the reply.
+/// One operation: returns the state to keep cached (None: reload next time) and the reply.
 async fn execute(
-    db: Db,
+    db: &Db,
     user_id: i64,
-    cached: Option<CartState>,
+    mut state: CartState,
     op: CartOp,
 ) -> (Option<CartState>, Result<CartState, CartError>) {
-    let mut state = match cached {
-        Some(s) => s,
-        None => match load(&db, user_id).await {
-            Ok(s) => s,
-            Err(e) => return (None, Err(e)),
-        },
-    };
     // Two attempts: a version conflict means someone else wrote the cart (another node, or a
     // stale actor after a takeover); reload and apply the operation to the fresh state once.
     for _ in 0..2 {
@@ -159,7 +114,7 @@ async fn execute(
                 let next = state.applied(&plan, version, now);
                 return (Some(next.clone()), Ok(next));
             }
-            Ok(WriteOutcome::Conflict) => match load(&db, user_id).await {
+            Ok(WriteOutcome::Conflict) => match load(db, user_id).await {
                 Ok(fresh) => state = fresh,
                 Err(e) => return (None, Err(e)),
             },
@@ -177,25 +132,21 @@ async fn execute(
     )
 }
 
-/// A checkout's turn: the state to keep cached (None: reload next time) and the reply.
+/// A checkout: the state to keep cached (None: reload next time) and the reply.
 async fn check_out(
-    deps: CartDeps,
+    deps: &CartDeps,
     user_id: i64,
-    cached: Option<CartState>,
+    mut state: CartState,
     cmd: CheckOut,
     answer_by: Option<Instant>,
-) -> (Option<CartState>, Result<Placed, CheckoutError>) {
+) -> (
+    Option<CartState>,
+    Result<mall_db::repo::placements::Placed, CheckoutError>,
+) {
     // The caller's deadline goes on to the placement (the handle always sends one).
     let Some(answer_by) = answer_by else {
         let bug = CartError::Internal("a checkout was sent without its caller's deadline".into());
-        return (cached, Err(bug.into()));
-    };
-    let mut state = match cached {
-        Some(s) => s,
-        None => match load(&deps.db, user_id).await {
-            Ok(s) => s,
-            Err(e) => return (None, Err(e.into())),
-        },
+        return (Some(state), Err(bug.into()));
     };
     // As for writes: a cart changed by another writer is reloaded and checked out once more.
     for _ in 0..2 {
@@ -207,7 +158,7 @@ async fn check_out(
             lines,
             now: cmd.now,
             idem: cmd.idem.clone(),
-            checkout: Some(mall_db::repo::placements::CheckoutPart {
+            checkout: Some(CheckoutPart {
                 cart_version,
                 session_id: cmd.session_id,
                 session_expires_at: cmd.session_expires_at,

@@ -12,13 +12,13 @@ use mall_db::{Db, money};
 
 use mall_db::repo::placements::Placed;
 
-use super::actor::{CartActor, CartDeps};
+use super::actor::{Cart, CartDeps};
 use super::error::CartError;
-use super::messages::CheckOut;
+use super::messages::{CartAnswer, CartCmd, CheckOut};
 use super::state::{CartOp, CartState};
 use crate::checkout::CheckoutError;
 use crate::placement::Placer;
-use crate::runtime::{Registry, RuntimeConfig, RuntimeMetrics};
+use crate::runtime::{Host, Registry, RuntimeConfig, RuntimeMetrics};
 
 /// One priced line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub struct CartView {
 /// Routes cart operations to cart actors.
 #[derive(Clone)]
 pub struct CartHandle {
-    registry: Arc<Registry<CartActor>>,
+    registry: Arc<Registry<Host<Cart>>>,
     db: Db,
 }
 
@@ -76,14 +76,17 @@ impl CartHandle {
     }
 
     /// The registry (for tests and operations).
-    pub fn registry(&self) -> &Arc<Registry<CartActor>> {
+    pub fn registry(&self) -> &Arc<Registry<Host<Cart>>> {
         &self.registry
     }
 
     /// Runs `op` on the user's cart and prices the result.
     pub async fn run(&self, user_id: i64, op: CartOp) -> Result<CartView, CartError> {
-        let state = self.registry.call(&user_id, op).await??;
-        self.price(state).await
+        match self.registry.call(&user_id, CartCmd::Op(op)).await? {
+            Ok(CartAnswer::Cart(state)) => self.price(state).await,
+            Err(CheckoutError::Cart(e)) => Err(e),
+            other => Err(CartError::Internal(format!("a cart operation answered {other:?}"))),
+        }
     }
 
     /// Creates the user's cart if it has none.
@@ -101,7 +104,7 @@ impl CartHandle {
         &self,
         user_id: i64,
         product_id: i64,
-        quantity: i32,
+        quantity: i64,
     ) -> Result<CartView, CartError> {
         self.run(
             user_id,
@@ -118,7 +121,7 @@ impl CartHandle {
         &self,
         user_id: i64,
         product_id: i64,
-        quantity: i32,
+        quantity: i64,
     ) -> Result<CartView, CartError> {
         self.run(
             user_id,
@@ -142,10 +145,15 @@ impl CartHandle {
         cmd: CheckOut,
         answer_by: Instant,
     ) -> Result<Placed, CheckoutError> {
-        self.registry
-            .call_by(&user_id, cmd, answer_by)
-            .await
-            .map_err(|e| CheckoutError::Cart(e.into()))?
+        let cmd = CartCmd::CheckOut(Box::new(cmd));
+        match self.registry.call_by(&user_id, cmd, answer_by).await {
+            Ok(Ok(CartAnswer::Placed(placed))) => Ok(*placed),
+            Ok(Ok(CartAnswer::Cart(_))) => Err(CheckoutError::Cart(CartError::Internal(
+                "a checkout answered with a cart".into(),
+            ))),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(CheckoutError::Cart(e.into())),
+        }
     }
 
     /// Empties the cart.

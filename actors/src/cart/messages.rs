@@ -1,5 +1,5 @@
-//! The cart actor's messages: a [`CartOp`], answered with the cart's new state, and
-//! [`CheckOut`], answered with the order it placed.
+//! What a cart is asked: a [`CartOp`] (answered with the cart's new state) or a [`CheckOut`]
+//! (answered with the order it placed), as one [`CartCmd`].
 
 use actix::Message;
 use time::PrimitiveDateTime;
@@ -7,18 +7,13 @@ use time::PrimitiveDateTime;
 use mall_db::repo::orders::{IdempotencyBinding, NewOrder};
 use mall_db::repo::placements::{Charge, Placed};
 
-use super::error::CartError;
 pub use super::state::CartOp;
 use super::state::CartState;
 use crate::checkout::CheckoutError;
 
-impl Message for CartOp {
-    type Result = Result<CartState, CartError>;
-}
-
 /// Place the whole cart as an order, open its payment session (charged when `charge` says so)
-/// and empty the cart, all in one transaction, inside one turn of the cart's actor (so nothing
-/// is added to the cart meanwhile).
+/// and empty the cart, all in one transaction, inside one turn of the cart (so nothing is added
+/// to the cart meanwhile).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOut {
     /// The order's id, address, note and deadline (its lines are the cart's).
@@ -35,6 +30,24 @@ pub struct CheckOut {
     pub charge: Option<Charge>,
 }
 
-impl Message for CheckOut {
-    type Result = Result<Placed, CheckoutError>;
+/// A message to a cart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CartCmd {
+    /// Change or read it.
+    Op(CartOp),
+    /// Check it out.
+    CheckOut(Box<CheckOut>),
+}
+
+/// A cart's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CartAnswer {
+    /// The cart after an operation.
+    Cart(CartState),
+    /// What a checkout placed.
+    Placed(Box<Placed>),
+}
+
+impl Message for CartCmd {
+    type Result = Result<CartAnswer, CheckoutError>;
 }

@@ -1,4 +1,4 @@
-//! Carts: one `CartActor` per user behind a `CartHandle`.
+//! Carts: one per user, hosted by the runtime ([`actor::Cart`]) behind a `CartHandle`.
 
 pub mod actor;
 pub mod error;
@@ -7,5 +7,6 @@ pub mod messages;
 pub mod state;
 
 pub use error::CartError;
+pub use messages::{CartAnswer, CartCmd};
 pub use handle::{CartHandle, CartLineView, CartView};
 pub use state::{CartOp, CartState};

@@ -4,12 +4,14 @@ use mall_db::repo::carts::{LineWrite, StoredCart, StoredLine};
 use mall_db::repo::orders::WantedLine;
 use time::PrimitiveDateTime;
 
+pub use mall_db::domain::cart::{MAX_LINES, MAX_QUANTITY};
+use mall_db::domain::cart::Quantity;
+
 use super::error::CartError;
 
-/// Most lines in one cart.
-pub const MAX_LINES: usize = 100;
-/// Most units on one line.
-pub const MAX_QUANTITY: i32 = 999;
+fn invalid(e: mall_db::domain::cart::OutOfRange) -> CartError {
+    CartError::InvalidQuantity(e.to_string())
+}
 
 /// A cart as its actor holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,15 +35,15 @@ pub enum CartOp {
     Add {
         /// The product.
         product_id: i64,
-        /// 1..=999.
-        quantity: i32,
+        /// 1..=999 (anything else is refused here).
+        quantity: i64,
     },
     /// Set a line's quantity; 0 removes it.
     Set {
         /// The product.
         product_id: i64,
-        /// 0..=999.
-        quantity: i32,
+        /// 0..=999 (anything else is refused here).
+        quantity: i64,
     },
     /// Remove a line.
     Remove {
@@ -105,11 +107,7 @@ impl CartState {
                 product_id,
                 quantity,
             } => {
-                if !(1..=MAX_QUANTITY).contains(&quantity) {
-                    return Err(CartError::InvalidQuantity(format!(
-                        "quantity must be 1 to {MAX_QUANTITY}"
-                    )));
-                }
+                let quantity = Quantity::new(quantity).map_err(invalid)?.get();
                 let line = match self.line(product_id) {
                     Some(l) => {
                         let total = l.quantity + quantity;
@@ -140,11 +138,9 @@ impl CartState {
                 product_id,
                 quantity,
             } => {
-                if !(0..=MAX_QUANTITY).contains(&quantity) {
-                    return Err(CartError::InvalidQuantity(format!(
-                        "quantity must be 0 to {MAX_QUANTITY}"
-                    )));
-                }
+                let quantity = Quantity::or_zero(quantity)
+                    .map_err(invalid)?
+                    .map_or(0, Quantity::get);
                 match (self.line(product_id), quantity) {
                     (None, 0) => Err(CartError::LineNotFound),
                     (Some(_), 0) => plan(vec![LineWrite::Delete(product_id)]),

@@ -1,144 +1,141 @@
-//! `OrderActor`: one per order, a thin shell over [`OrderStatus`]: it loads the order on its
-//! first turn, checks each command against the state machine, writes through with conditional
-//! updates (status and version), and keeps a timer armed for the payment deadline while the
-//! order is pending. The deadline is data (`expires_at`): a passivated or crashed actor's timer
-//! is re-armed by the deadline sweeper.
+//! The order as an entity kind. An order owns its payment sessions: the order's turn is the
+//! only writer of its row and of theirs after the placement that gives birth to them. That is
+//! the choice the one-writer rule asks for, and why: paying settles a session and its order in
+//! one transaction, and cancelling an order ends its pending session in the same transaction;
+//! with one owner both stay single commits with no cross-actor call, and "charged at most
+//! once, never both paid and cancelled" is decided in one turn. The cost is that the turns of
+//! one order and its sessions queue behind each other, which is what a user's checkout does
+//! anyway.
+//!
+//! The rules are in [`mall_db::domain`]; this shell loads, checks the command against them,
+//! writes through with conditional updates (status and version) and replies. The timer follows
+//! the earliest deadline (the order's while pending, a pending session's).
 
-use actix::{Actor, Context, Handler};
+use std::time::Instant;
 
+use mall_db::domain::payment::PaymentEvent;
+use mall_db::domain::{CancelReason, Charge, OrderEvent, OrderStatus, PaymentStatus};
+use mall_db::models::PaymentRow;
 use mall_db::repo::orders::{self, OrderWithItems};
-use mall_db::repo::payments::{self, Settled};
-use mall_db::{clock, repo};
+use mall_db::repo::payments::{self, Opened, Settled};
+use mall_db::{DbError, clock};
 
 use super::error::OrderError;
-use super::messages::{OrderCmd, OrderReply};
-use super::state::{CancelReason, OrderEvent, OrderStatus, is_due};
+use super::messages::{OrderAnswer, OrderCmd, OrderReply, SessionAct};
 use crate::deps::Deps;
-use crate::runtime::timer::DeadlineTimer;
-use crate::runtime::turn;
-use crate::runtime::{Call, Entity, KindMetrics};
+use crate::payment::PaymentError;
+use crate::runtime::{Kind, RuntimeError};
 
-/// One order.
-pub struct OrderActor {
-    id: i64,
-    deps: Deps,
-    state: Option<OrderWithItems>,
-    timer: DeadlineTimer,
-    metrics: KindMetrics,
+/// An order, its lines and its payment sessions (oldest first), as the host caches them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderState {
+    /// The order and its lines.
+    pub order: OrderWithItems,
+    /// Its payment sessions.
+    pub sessions: Vec<PaymentRow>,
 }
 
-impl Actor for OrderActor {
-    type Context = Context<Self>;
-}
+/// The order kind.
+pub struct Order;
 
-impl Entity for OrderActor {
+impl Kind for Order {
     type Key = i64;
     type Deps = Deps;
+    type State = OrderState;
+    type Cmd = OrderCmd;
+    type Reply = OrderReply;
     const KIND: &'static str = "order";
 
-    fn activate(id: i64, deps: Deps, metrics: KindMetrics) -> Self {
-        OrderActor {
-            id,
-            deps,
-            state: None,
-            timer: DeadlineTimer::default(),
-            metrics,
+    fn load(deps: Deps, id: i64) -> impl Future<Output = Result<OrderState, OrderReply>> {
+        async move {
+            match load(&deps, id).await {
+                Ok(Some(state)) => Ok(state),
+                Ok(None) => Err(Err(OrderError::NotFound)),
+                Err(e) => Err(Err(e)),
+            }
+        }
+    }
+
+    fn turn(
+        deps: Deps,
+        _id: i64,
+        state: OrderState,
+        cmd: OrderCmd,
+        _answer_by: Option<Instant>,
+    ) -> impl Future<Output = (Option<OrderState>, OrderReply)> {
+        async move {
+            match run(&deps, state, cmd).await {
+                Ok((next, answer)) => (Some(next), Ok(answer)),
+                // A refusal may come from finding the order changed underneath: reload next time.
+                Err(e) => (None, Err(e)),
+            }
+        }
+    }
+
+    fn refused(why: RuntimeError) -> OrderReply {
+        Err(why.into())
+    }
+
+    fn deadline(state: &OrderState) -> Option<time::PrimitiveDateTime> {
+        let order = &state.order.0;
+        let own = (order.status == OrderStatus::PendingPayment).then_some(order.expires_at);
+        let sessions = state
+            .sessions
+            .iter()
+            .filter(|s| s.status == PaymentStatus::Pending)
+            .map(|s| s.expires_at);
+        own.into_iter().chain(sessions).min()
+    }
+
+    fn wake() -> Option<OrderCmd> {
+        Some(OrderCmd::Wake)
+    }
+
+    fn due(
+        deps: Deps,
+        before: time::PrimitiveDateTime,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<i64>, DbError>> + Send {
+        async move {
+            let mut conn = deps.db.read().await?;
+            let mut due = orders::due(&mut conn, before, limit).await?;
+            due.extend(payments::due(&mut conn, before, limit).await?);
+            due.sort_by_key(|(_, at)| *at);
+            let mut ids: Vec<i64> = due.into_iter().map(|(id, _)| id).collect();
+            let mut seen = std::collections::HashSet::new();
+            ids.retain(|id| seen.insert(*id));
+            Ok(ids)
         }
     }
 }
 
-fn status_of(o: &OrderWithItems) -> OrderStatus {
-    // The CHECK constraint allows nothing else; an unknown value fails closed as final.
-    OrderStatus::parse(&o.0.status).unwrap_or(OrderStatus::Cancelled)
-}
-
-impl Handler<Call<OrderCmd>> for OrderActor {
-    type Result = actix::AtomicResponse<Self, OrderReply>;
-
-    fn handle(&mut self, call: Call<OrderCmd>, _ctx: &mut Context<Self>) -> Self::Result {
-        if call.is_stale() {
-            return turn::refuse(Err(OrderError::Unavailable(
-                "the caller stopped waiting".into(),
-            )));
-        }
-        let (deps, id, cached, cmd) = (self.deps.clone(), self.id, self.state.clone(), call.cmd);
-        turn::atomic(
-            self,
-            call.sent_at,
-            call.span,
-            &self.metrics,
-            execute(deps, id, cached, cmd),
-            |(keep, reply), act: &mut Self, ctx| {
-                act.state = keep;
-                act.rearm(ctx);
-                reply
-            },
-        )
-    }
-}
-
-impl OrderActor {
-    /// Keeps exactly one timer armed for the deadline while the order is pending.
-    fn rearm(&mut self, ctx: &mut Context<Self>) {
-        let deadline = self
-            .state
-            .as_ref()
-            .filter(|o| status_of(o) == OrderStatus::PendingPayment)
-            .map(|o| o.0.expires_at);
-        let mut timer = std::mem::take(&mut self.timer);
-        timer.keep(
-            ctx,
-            deadline,
-            &self.metrics,
-            |act: &mut Self| &mut act.timer,
-            OrderCmd::Wake,
-        );
-        self.timer = timer;
-    }
-}
-
-async fn load(deps: &Deps, id: i64) -> Result<Option<OrderWithItems>, OrderError> {
+async fn load(deps: &Deps, id: i64) -> Result<Option<OrderState>, OrderError> {
     let mut conn = deps.db.read().await?;
-    Ok(orders::load(&mut conn, id).await?)
+    let Some(order) = orders::load(&mut conn, id).await? else {
+        return Ok(None);
+    };
+    let sessions = payments::of_order(&mut conn, id).await?;
+    Ok(Some(OrderState { order, sessions }))
 }
 
-fn owned_by(o: &OrderWithItems, by: Option<i64>) -> Result<(), OrderError> {
+fn owned_by(state: &OrderState, by: Option<mall_db::domain::UserId>) -> Result<(), OrderError> {
     match by {
-        Some(user) if o.0.user_id != user => Err(OrderError::NotFound),
+        Some(user) if state.order.0.user_id != user.get() => Err(OrderError::NotFound),
         _ => Ok(()),
     }
 }
 
-/// One turn: the state to keep (None: reload next time) and the reply.
-async fn execute(
-    deps: Deps,
-    id: i64,
-    cached: Option<OrderWithItems>,
-    cmd: OrderCmd,
-) -> (Option<OrderWithItems>, OrderReply) {
-    let order = match (cached, &cmd) {
-        (Some(o), _) => o,
-        (None, OrderCmd::Prime(placed)) => (**placed).clone(),
-        (None, _) => match load(&deps, id).await {
-            Ok(Some(o)) => o,
-            Ok(None) => return (None, Err(OrderError::NotFound)),
-            Err(e) => return (None, Err(e)),
-        },
-    };
-    match run(&deps, order, cmd).await {
-        Ok((next, payment)) => (Some(next.clone()), Ok((next, payment))),
-        // A refusal may come from finding the order changed underneath: reload next time.
-        Err(e) => (None, Err(e)),
-    }
+fn status_of(state: &OrderState) -> OrderStatus {
+    state.order.0.status
 }
 
-/// The state after a write that found the order changed underneath (another node, or a
-/// payment settled elsewhere): reread it, and refuse with its real status.
+/// After a conditional write that found the order changed underneath (another writer, which a
+/// single owner rules out but a takeover may not): reread it and refuse with its real status.
 async fn changed_under_us(
     deps: &Deps,
     id: i64,
     event: OrderEvent,
-) -> Result<(OrderWithItems, Option<mall_db::models::PaymentRow>), OrderError> {
+) -> Result<(OrderState, OrderAnswer), OrderError> {
     let fresh = load(deps, id).await?.ok_or(OrderError::NotFound)?;
     status_of(&fresh).on(event)?;
     Err(OrderError::Unavailable(
@@ -148,97 +145,229 @@ async fn changed_under_us(
 
 async fn run(
     deps: &Deps,
-    order: OrderWithItems,
+    mut state: OrderState,
     cmd: OrderCmd,
-) -> Result<(OrderWithItems, Option<mall_db::models::PaymentRow>), OrderError> {
-    let status = status_of(&order);
+) -> Result<(OrderState, OrderAnswer), OrderError> {
     let now = clock::now();
+    let id = state.order.0.id;
     match cmd {
-        OrderCmd::Get => Ok((order, None)),
+        OrderCmd::Get => {
+            let answer = OrderAnswer::of(state.order.clone());
+            Ok((state, answer))
+        }
         OrderCmd::Edit { by, address, note } => {
-            owned_by(&order, Some(by))?;
-            status.on(OrderEvent::EditDetails)?;
+            owned_by(&state, Some(by))?;
+            status_of(&state).on(OrderEvent::EditDetails)?;
             let mut conn = deps.db.write().await?;
             let note_ref = note.as_ref().map(|n| n.as_deref());
-            match orders::update_details(
+            let version = state.order.0.version;
+            let edited = orders::update_details(
                 &mut conn,
-                order.0.id,
-                order.0.version,
+                id,
+                version,
                 address.as_deref(),
                 note_ref,
                 now,
             )
-            .await?
-            {
-                Some(row) => Ok(((row, order.1), None)),
-                None => {
-                    drop(conn);
-                    changed_under_us(deps, order.0.id, OrderEvent::EditDetails).await
+            .await?;
+            drop(conn);
+            match edited {
+                Some(row) => {
+                    state.order.0 = row;
+                    let answer = OrderAnswer::of(state.order.clone());
+                    Ok((state, answer))
                 }
+                None => changed_under_us(deps, id, OrderEvent::EditDetails).await,
             }
         }
         OrderCmd::Cancel { by, reason } => {
-            owned_by(&order, by)?;
-            status.on(OrderEvent::Cancel(reason))?;
-            cancel(deps, order, reason, now).await
+            owned_by(&state, by)?;
+            status_of(&state).on(OrderEvent::Cancel(reason))?;
+            cancel(deps, state, reason, now).await
         }
-        OrderCmd::Wake | OrderCmd::Prime(_) => {
-            if is_due(status, order.0.expires_at, now) {
-                cancel(deps, order, CancelReason::Expired, now).await
+        OrderCmd::Wake => {
+            expire_due_sessions(deps, &mut state, now).await?;
+            if status_of(&state).is_due(state.order.0.expires_at, now) {
+                cancel(deps, state, CancelReason::Expired, now).await
             } else {
-                Ok((order, None))
+                let answer = OrderAnswer::of(state.order.clone());
+                Ok((state, answer))
             }
         }
-        OrderCmd::Pay {
+        OrderCmd::OpenSession {
             by,
-            payment_id,
-            last4,
+            session,
+            expires_at,
             idem,
         } => {
-            owned_by(&order, Some(by))?;
-            status.on(OrderEvent::Pay)?;
+            owned_by(&state, Some(by)).map_err(|_| PaymentError::NotFound)?;
             let mut conn = deps.db.write().await?;
-            match payments::settle(&mut conn, payment_id, &last4, now, idem).await? {
-                Settled::Paid(settled) => {
-                    let (payment, row) = *settled;
-                    deps.outcomes.order("paid");
-                    deps.outcomes.payment("succeeded");
-                    Ok(((row, order.1), Some(payment)))
+            let opened = payments::open(
+                &mut conn,
+                session.get(),
+                id,
+                by.get(),
+                now,
+                expires_at,
+                idem,
+            )
+            .await?;
+            let (row, created) = match opened {
+                Opened::Created(row) => {
+                    deps.outcomes.payment("opened");
+                    state.sessions.push(row.clone());
+                    (row, true)
                 }
-                Settled::SessionNotPending => Err(OrderError::InvalidState(
-                    "the payment session is not pending".into(),
-                )),
-                Settled::OrderNotPayable => {
-                    drop(conn);
-                    changed_under_us(deps, order.0.id, OrderEvent::Pay).await
+                Opened::Existing(row) => (row, false),
+                Opened::NoSuchOrder => return Err(PaymentError::NotFound.into()),
+                Opened::NotPayable => {
+                    let why = "the order is not awaiting payment";
+                    return Err(PaymentError::InvalidState(why.into()).into());
                 }
-            }
+            };
+            let answer = OrderAnswer {
+                order: state.order.clone(),
+                session: Some(row),
+                created,
+            };
+            Ok((state, answer))
+        }
+        OrderCmd::Session { by, session, act } => {
+            let index = state
+                .sessions
+                .iter()
+                .position(|s| s.id == session.get() && s.user_id == by.get())
+                .ok_or(PaymentError::NotFound)?;
+            session_turn(deps, state, index, act, now).await
         }
     }
 }
 
-async fn cancel(
+/// One command to the session at `index` of the order's sessions.
+async fn session_turn(
     deps: &Deps,
-    order: OrderWithItems,
-    reason: CancelReason,
+    mut state: OrderState,
+    index: usize,
+    act: SessionAct,
     now: time::PrimitiveDateTime,
-) -> Result<(OrderWithItems, Option<mall_db::models::PaymentRow>), OrderError> {
-    let mut conn = deps.db.write().await?;
-    match repo::orders::cancel(&mut conn, order.0.id, reason.as_str(), now).await? {
-        Some(row) => {
-            deps.outcomes
-                .order(&format!("cancelled_{}", reason.as_str()));
-            deps.stock_changed(order.1.iter().map(|i| i.product_id).collect());
-            tracing::info!(
-                order_id = row.id,
-                reason = reason.as_str(),
-                "order cancelled"
-            );
-            Ok(((row, order.1), None))
+) -> Result<(OrderState, OrderAnswer), OrderError> {
+    let row = state.sessions[index].clone();
+    let answer = |state: &OrderState, row: PaymentRow| OrderAnswer {
+        order: state.order.clone(),
+        session: Some(row),
+        created: false,
+    };
+    let confirm = match act {
+        SessionAct::Get => {
+            let answer = answer(&state, row);
+            return Ok((state, answer));
         }
-        None => {
-            drop(conn);
-            changed_under_us(deps, order.0.id, OrderEvent::Cancel(reason)).await
+        SessionAct::Cancel => None,
+        SessionAct::Confirm { charge, idem } => Some((charge, idem)),
+    };
+    if row.status.is_due(row.expires_at, now) {
+        // Acting on a session past its deadline expires it; the refusal says so.
+        close(deps, &row, PaymentEvent::Expire, now).await?;
+        return Err(PaymentError::InvalidState("the payment session has expired".into()).into());
+    }
+    let Some((charge, idem)) = confirm else {
+        let closed = close(deps, &row, PaymentEvent::Cancel, now).await?;
+        state.sessions[index] = closed.clone();
+        let answer = answer(&state, closed);
+        return Ok((state, answer));
+    };
+    let event = match &charge {
+        Charge::Approved { .. } => PaymentEvent::Approved,
+        Charge::Declined { .. } => PaymentEvent::Declined,
+    };
+    row.status.on(event).map_err(PaymentError::from)?;
+    if let Charge::Declined { last4 } = &charge {
+        let mut conn = deps.db.write().await?;
+        let declined = payments::record_decline(&mut conn, row.id, last4, now)
+            .await?
+            .ok_or_else(not_pending)?;
+        deps.outcomes.payment("declined");
+        return Err(PaymentError::Declined(Box::new(declined)).into());
+    }
+    status_of(&state).on(OrderEvent::Pay)?;
+    let mut conn = deps.db.write().await?;
+    let settled = payments::settle(&mut conn, row.id, charge.last4(), now, idem).await?;
+    drop(conn);
+    match settled {
+        Settled::Paid(settled) => {
+            let (payment, order) = *settled;
+            deps.outcomes.order("paid");
+            deps.outcomes.payment("succeeded");
+            tracing::info!(payment_id = payment.id, order_id = order.id, "payment succeeded");
+            state.order.0 = order;
+            state.sessions[index] = payment.clone();
+            let answer = answer(&state, payment);
+            Ok((state, answer))
+        }
+        Settled::SessionNotPending => Err(not_pending().into()),
+        Settled::OrderNotPayable => changed_under_us(deps, state.order.0.id, OrderEvent::Pay).await,
+    }
+}
+
+fn not_pending() -> PaymentError {
+    PaymentError::InvalidState("the payment session is not pending".into())
+}
+
+/// Expires every pending session of the order past its deadline.
+async fn expire_due_sessions(
+    deps: &Deps,
+    state: &mut OrderState,
+    now: time::PrimitiveDateTime,
+) -> Result<(), OrderError> {
+    for i in 0..state.sessions.len() {
+        let row = &state.sessions[i];
+        if row.status.is_due(row.expires_at, now) {
+            let closed = close(deps, row, PaymentEvent::Expire, now).await?;
+            state.sessions[i] = closed;
         }
     }
+    Ok(())
+}
+
+/// Moves a pending session to `cancelled` or `expired`.
+async fn close(
+    deps: &Deps,
+    row: &PaymentRow,
+    event: PaymentEvent,
+    now: time::PrimitiveDateTime,
+) -> Result<PaymentRow, PaymentError> {
+    let to = row.status.on(event)?;
+    let mut conn = deps.db.write().await?;
+    let closed = payments::close(&mut conn, row.id, to, now)
+        .await?
+        .ok_or_else(not_pending)?;
+    deps.outcomes.payment(to.as_str());
+    Ok(closed)
+}
+
+/// Cancels the order with `reason`: stock back, its pending session cancelled, one transaction.
+async fn cancel(
+    deps: &Deps,
+    mut state: OrderState,
+    reason: CancelReason,
+    now: time::PrimitiveDateTime,
+) -> Result<(OrderState, OrderAnswer), OrderError> {
+    let id = state.order.0.id;
+    let mut conn = deps.db.write().await?;
+    let cancelled = orders::cancel(&mut conn, id, reason, now).await?;
+    drop(conn);
+    let Some((row, sessions)) = cancelled else {
+        return changed_under_us(deps, id, OrderEvent::Cancel(reason)).await;
+    };
+    deps.outcomes.order(&format!("cancelled_{reason}"));
+    deps.stock_changed(state.order.1.iter().map(|i| i.product_id).collect());
+    tracing::info!(order_id = row.id, reason = %reason, "order cancelled");
+    state.order.0 = row;
+    for s in sessions {
+        if let Some(mine) = state.sessions.iter_mut().find(|m| m.id == s.id) {
+            *mine = s;
+        }
+    }
+    let answer = OrderAnswer::of(state.order.clone());
+    Ok((state, answer))
 }

@@ -1,5 +1,9 @@
-//! `OrderError`: everything an order operation can refuse or fail with.
+//! `OrderError`: everything an order operation (or one on its payment sessions) can refuse or
+//! fail with.
 
+use mall_db::domain::NotAllowed;
+
+use crate::payment::PaymentError;
 use crate::runtime::RuntimeError;
 
 /// Why an order operation did not happen.
@@ -22,12 +26,21 @@ pub enum OrderError {
         /// What it has.
         available: i64,
     },
+    /// A command to one of its payment sessions was refused (the order owns its sessions).
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
     /// The database or the actor did not answer; retry later.
     #[error("orders unavailable: {0}")]
     Unavailable(String),
     /// A bug.
     #[error("order failure: {0}")]
     Internal(String),
+}
+
+impl From<NotAllowed> for OrderError {
+    fn from(e: NotAllowed) -> Self {
+        OrderError::InvalidState(e.0)
+    }
 }
 
 impl From<mall_db::DbError> for OrderError {

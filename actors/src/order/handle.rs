@@ -1,34 +1,34 @@
-//! `OrderHandle`: what the HTTP layer (and checkout) call for orders.
+//! `OrderHandle`: what the HTTP layer (and checkout and payments) call for orders.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use mall_db::clock;
+use mall_db::domain::{CancelReason, OrderId, OrderStatus, UserId};
 use mall_db::models::PaymentRow;
 use mall_db::repo::orders::{self, IdempotencyBinding, OrderWithItems, WantedLine};
 use mall_db::repo::placements::{Placed, Placement};
 use mall_db::repo::{Page, payments};
 
-use super::actor::OrderActor;
+use super::actor::Order;
 use super::error::OrderError;
-use super::messages::OrderCmd;
-use super::state::CancelReason;
+use super::messages::{OrderAnswer, OrderCmd};
 use crate::deps::Deps;
-use crate::runtime::{Registry, RuntimeConfig, RuntimeMetrics};
+use crate::runtime::{Host, Registry, RuntimeConfig, RuntimeMetrics};
 
 /// Who is asking: a user sees only their own orders; an admin sees all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Viewer {
     /// The caller.
-    pub user_id: i64,
+    pub user: UserId,
     /// The caller may read anyone's orders.
     pub admin: bool,
 }
 
-/// Routes order operations to order actors.
+/// Routes order operations to order entities.
 #[derive(Clone)]
 pub struct OrderHandle {
-    registry: Arc<Registry<OrderActor>>,
+    registry: Arc<Registry<Host<Order>>>,
     deps: Deps,
 }
 
@@ -41,15 +41,25 @@ impl OrderHandle {
     }
 
     /// The registry (for the deadline sweeper and tests).
-    pub fn registry(&self) -> &Arc<Registry<OrderActor>> {
+    pub fn registry(&self) -> &Arc<Registry<Host<Order>>> {
         &self.registry
+    }
+
+    /// Sends `cmd` to the order, answered by `answer_by`.
+    pub(crate) async fn call(
+        &self,
+        id: OrderId,
+        cmd: OrderCmd,
+        answer_by: Instant,
+    ) -> Result<OrderAnswer, OrderError> {
+        self.registry.call_by(&id.get(), cmd, answer_by).await?
     }
 
     /// Places an order: takes the stock of every line at once or not at all, copies prices,
     /// and sets the deadline (through the placement desk, which batches concurrent orders).
     pub async fn create(
         &self,
-        user_id: i64,
+        user: UserId,
         lines: &[WantedLine],
         address: String,
         note: Option<String>,
@@ -58,55 +68,46 @@ impl OrderHandle {
     ) -> Result<OrderWithItems, OrderError> {
         let now = clock::now();
         let placement = Placement {
-            order: self.deps.new_order(user_id, address, note, now),
+            order: self.deps.new_order(user, address, note, now),
             lines: lines.to_vec(),
             now,
             idem,
             checkout: None,
         };
         let placed = self.deps.placer.place(placement, answer_by).await?;
-        self.placed(&placed).await;
+        self.placed(&placed);
         Ok(placed.order)
     }
 
-    /// What follows an order's placement (here or by checkout): it is counted, the stock hook
-    /// hears which products changed, and a pending order's actor gets the order as its state (no
-    /// read) and arms the deadline timer. If that last step fails, the sweeper arms it.
-    pub async fn placed(&self, placed: &Placed) {
-        let order = &placed.order;
+    /// What follows an order's placement (here or by checkout): it is counted and the stock
+    /// hook hears which products changed. Nothing is sent to the order: its first message
+    /// loads it, and the sweeper, which looks ahead, arms its deadline.
+    pub fn placed(&self, placed: &Placed) {
+        let order = &placed.order.0;
         self.deps.outcomes.order("created");
-        if order.0.status == orders::status::PAID {
+        if order.status == OrderStatus::Paid {
             self.deps.outcomes.order("paid");
         }
         self.deps
-            .stock_changed(order.1.iter().map(|i| i.product_id).collect());
+            .stock_changed(placed.order.1.iter().map(|i| i.product_id).collect());
         tracing::info!(
-            order_id = order.0.id,
-            user_id = order.0.user_id,
-            total_cents = order.0.total_cents,
-            status = %order.0.status,
+            order_id = order.id,
+            user_id = order.user_id,
+            total_cents = order.total_cents,
+            status = %order.status,
             "order placed"
         );
-        if order.0.status == orders::status::PENDING {
-            let prime = OrderCmd::Prime(Box::new(order.clone()));
-            if let Err(e) = self.registry.call(&order.0.id, prime).await {
-                tracing::warn!(order_id = order.0.id, error = %e, "order actor not primed; the sweeper will wake it");
-            }
-        }
-    }
-
-    async fn call(
-        &self,
-        id: i64,
-        cmd: OrderCmd,
-    ) -> Result<(OrderWithItems, Option<PaymentRow>), OrderError> {
-        self.registry.call(&id, cmd).await?
     }
 
     /// One order the viewer may see.
-    pub async fn get(&self, viewer: Viewer, id: i64) -> Result<OrderWithItems, OrderError> {
-        let (order, _) = self.call(id, OrderCmd::Get).await?;
-        if order.0.user_id != viewer.user_id && !viewer.admin {
+    pub async fn get(
+        &self,
+        viewer: Viewer,
+        id: OrderId,
+        answer_by: Instant,
+    ) -> Result<OrderWithItems, OrderError> {
+        let order = self.call(id, OrderCmd::Get, answer_by).await?.order;
+        if order.0.user_id != viewer.user.get() && !viewer.admin {
             return Err(OrderError::NotFound);
         }
         Ok(order)
@@ -115,74 +116,44 @@ impl OrderHandle {
     /// The user's orders, newest first.
     pub async fn list(
         &self,
-        user_id: i64,
-        status: Option<&str>,
+        user: UserId,
+        status: Option<OrderStatus>,
         page: u32,
         page_size: u32,
     ) -> Result<Page<OrderWithItems>, OrderError> {
         let mut conn = self.deps.db.read().await?;
-        Ok(orders::list_for_user(&mut conn, user_id, status, page, page_size).await?)
+        Ok(orders::list_for_user(&mut conn, user.get(), status, page, page_size).await?)
     }
 
     /// Changes a pending order's address and/or note.
     pub async fn edit(
         &self,
-        user_id: i64,
-        id: i64,
+        user: UserId,
+        id: OrderId,
         address: Option<String>,
         note: Option<Option<String>>,
+        answer_by: Instant,
     ) -> Result<OrderWithItems, OrderError> {
-        Ok(self
-            .call(
-                id,
-                OrderCmd::Edit {
-                    by: user_id,
-                    address,
-                    note,
-                },
-            )
-            .await?
-            .0)
+        let cmd = OrderCmd::Edit {
+            by: user,
+            address,
+            note,
+        };
+        Ok(self.call(id, cmd, answer_by).await?.order)
     }
 
     /// Cancels the user's pending order (stock back, pending session cancelled).
-    pub async fn cancel(&self, user_id: i64, id: i64) -> Result<OrderWithItems, OrderError> {
-        Ok(self
-            .call(
-                id,
-                OrderCmd::Cancel {
-                    by: Some(user_id),
-                    reason: CancelReason::User,
-                },
-            )
-            .await?
-            .0)
-    }
-
-    /// Settles a payment session of the user's order (called by the payment actor).
-    pub async fn pay(
+    pub async fn cancel(
         &self,
-        user_id: i64,
-        order_id: i64,
-        payment_id: i64,
-        last4: String,
-        idem: Option<IdempotencyBinding>,
-    ) -> Result<(OrderWithItems, Option<PaymentRow>), OrderError> {
-        self.call(
-            order_id,
-            OrderCmd::Pay {
-                by: user_id,
-                payment_id,
-                last4,
-                idem,
-            },
-        )
-        .await
-    }
-
-    /// Wakes an order: arms its timer, or cancels it as expired when its deadline passed.
-    pub async fn wake(&self, id: i64) -> Result<(), OrderError> {
-        self.call(id, OrderCmd::Wake).await.map(|_| ())
+        user: UserId,
+        id: OrderId,
+        answer_by: Instant,
+    ) -> Result<OrderWithItems, OrderError> {
+        let cmd = OrderCmd::Cancel {
+            by: Some(user),
+            reason: CancelReason::User,
+        };
+        Ok(self.call(id, cmd, answer_by).await?.order)
     }
 
     /// Cancels every pending order of a closing account; returns how many.
@@ -197,7 +168,8 @@ impl OrderHandle {
         };
         let mut cancelled = 0;
         for id in ids {
-            match self.call(id, OrderCmd::Cancel { by: None, reason }).await {
+            let cmd = OrderCmd::Cancel { by: None, reason };
+            match self.registry.call(&id, cmd).await? {
                 Ok(_) => cancelled += 1,
                 // Paid or cancelled meanwhile: nothing to do.
                 Err(OrderError::InvalidState(_)) => {}
@@ -211,12 +183,13 @@ impl OrderHandle {
     pub async fn payments_of(
         &self,
         viewer: Viewer,
-        id: i64,
+        id: OrderId,
         page: u32,
         page_size: u32,
+        answer_by: Instant,
     ) -> Result<Page<PaymentRow>, OrderError> {
-        self.get(viewer, id).await?;
+        self.get(viewer, id, answer_by).await?;
         let mut conn = self.deps.db.read().await?;
-        Ok(payments::list_for_order(&mut conn, id, page, page_size).await?)
+        Ok(payments::list_for_order(&mut conn, id.get(), page, page_size).await?)
     }
 }

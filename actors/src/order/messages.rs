@@ -1,14 +1,16 @@
-//! Commands and queries of the order actor.
+//! What an order is asked, and what it answers. An order owns its payment sessions (see
+//! [`super::actor`]), so the session commands come here too.
 
 use actix::Message;
+use time::PrimitiveDateTime;
 
+use mall_db::domain::{CancelReason, Charge, PaymentId, UserId};
 use mall_db::models::PaymentRow;
 use mall_db::repo::orders::{IdempotencyBinding, OrderWithItems};
 
 use super::error::OrderError;
-use super::state::CancelReason;
 
-/// What an order actor is asked. `by` is the caller's user id where ownership matters.
+/// What an order is asked. `by` is the caller where ownership matters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderCmd {
     /// Read it.
@@ -16,38 +18,84 @@ pub enum OrderCmd {
     /// Change the address and/or note (`Some(None)` clears the note).
     Edit {
         /// The caller (must own it).
-        by: i64,
+        by: UserId,
         /// A new address (JSON).
         address: Option<String>,
         /// A new note.
         note: Option<Option<String>>,
     },
-    /// Cancel it (`by: None`: the system or an admin).
+    /// Cancel it (`by: None`: the system or an admin), with its pending session.
     Cancel {
         /// The caller, when a user asks.
-        by: Option<i64>,
+        by: Option<UserId>,
         /// Why.
         reason: CancelReason,
     },
-    /// Settle a payment session: mark it succeeded and the order paid, atomically.
-    Pay {
+    /// Act on what is due: expire a session past its deadline, cancel the order past its own.
+    Wake,
+    /// Open a payment session, or answer the pending one.
+    OpenSession {
         /// The caller (must own it).
-        by: i64,
-        /// The session.
-        payment_id: i64,
-        /// The card's last four digits.
-        last4: String,
+        by: UserId,
+        /// The new session's id (unused when one is pending).
+        session: PaymentId,
+        /// The new session's deadline.
+        expires_at: PrimitiveDateTime,
         /// The request's Idempotency-Key, bound in the same transaction.
         idem: Option<IdempotencyBinding>,
     },
-    /// Arm the deadline timer, or cancel the order as expired if the deadline has passed.
-    Wake,
-    /// A just-placed order: keep it as the actor's state (no read), then as `Wake`.
-    Prime(Box<OrderWithItems>),
+    /// Act on one of its payment sessions.
+    Session {
+        /// The caller (must own it).
+        by: UserId,
+        /// The session.
+        session: PaymentId,
+        /// What to do.
+        act: SessionAct,
+    },
 }
 
-/// The order after the command (and the settled payment, for `Pay`).
-pub type OrderReply = Result<(OrderWithItems, Option<PaymentRow>), OrderError>;
+/// What to do with a payment session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionAct {
+    /// Read it.
+    Get,
+    /// Record the gateway's answer for a card: on approval the session succeeds and the order
+    /// is paid, in one transaction.
+    Confirm {
+        /// The gateway's answer.
+        charge: Charge,
+        /// The request's Idempotency-Key, bound in the same transaction as the success.
+        idem: Option<IdempotencyBinding>,
+    },
+    /// Cancel it.
+    Cancel,
+}
+
+/// An order's answer: the order, and the session a session command concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderAnswer {
+    /// The order and its lines.
+    pub order: OrderWithItems,
+    /// The session acted on.
+    pub session: Option<PaymentRow>,
+    /// True when `OpenSession` opened a new session.
+    pub created: bool,
+}
+
+impl OrderAnswer {
+    /// The order alone.
+    pub(crate) fn of(order: OrderWithItems) -> Self {
+        OrderAnswer {
+            order,
+            session: None,
+            created: false,
+        }
+    }
+}
+
+/// The answer to any order command.
+pub type OrderReply = Result<OrderAnswer, OrderError>;
 
 impl Message for OrderCmd {
     type Result = OrderReply;

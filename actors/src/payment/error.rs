@@ -36,6 +36,12 @@ impl From<mall_db::DbError> for PaymentError {
     }
 }
 
+impl From<mall_db::domain::NotAllowed> for PaymentError {
+    fn from(e: mall_db::domain::NotAllowed) -> Self {
+        PaymentError::InvalidState(e.0)
+    }
+}
+
 impl From<RuntimeError> for PaymentError {
     fn from(e: RuntimeError) -> Self {
         PaymentError::Unavailable(e.to_string())

@@ -4,6 +4,8 @@
 
 use time::Date;
 
+pub use mall_db::domain::Charge;
+
 /// The number the simulated gateway always declines.
 pub const DECLINED_CARD: &str = "4000000000000002";
 
@@ -50,15 +52,6 @@ pub struct CardProblem {
     pub field: &'static str,
     /// Why.
     pub reason: &'static str,
-}
-
-/// The gateway's answer to a charge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Charge {
-    /// The money moved.
-    Approved,
-    /// The issuer said no.
-    Declined,
 }
 
 /// True when `digits` (ASCII digits only) passes the Luhn check.
@@ -121,9 +114,13 @@ pub fn check(card: &Card, today: Date) -> Result<(), CardProblem> {
 /// Charges a card already [`check`]ed.
 pub fn charge(card: &Card) -> Charge {
     if card.number == DECLINED_CARD {
-        Charge::Declined
+        Charge::Declined {
+            last4: card.last4(),
+        }
     } else {
-        Charge::Approved
+        Charge::Approved {
+            last4: card.last4(),
+        }
     }
 }
 
@@ -157,10 +154,11 @@ mod tests {
     fn good_cards_pass_and_the_decline_card_is_declined() {
         let good = card("4242424242424242", 12, 2099, "123");
         assert_eq!(check(&good, TODAY), Ok(()));
-        assert_eq!(charge(&good), Charge::Approved);
+        assert!(charge(&good).approved());
+        assert_eq!(charge(&good).last4(), good.last4());
         let declined = card(DECLINED_CARD, 1, 2030, "1234");
         assert_eq!(check(&declined, TODAY), Ok(()));
-        assert_eq!(charge(&declined), Charge::Declined);
+        assert!(!charge(&declined).approved());
     }
 
     #[test]

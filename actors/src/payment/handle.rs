@@ -1,139 +1,139 @@
-//! `PaymentHandle`: what the HTTP layer (and checkout) call for payment sessions.
+//! `PaymentHandle`: what the HTTP layer (and checkout) call for payment sessions. A session is
+//! owned by its order, so each call finds the session's order and goes to the order's entity.
 
-use std::sync::Arc;
+use std::time::Instant;
 
 use mall_db::clock;
+use mall_db::domain::{OrderId, PaymentId, UserId};
 use mall_db::models::PaymentRow;
 use mall_db::repo::orders::IdempotencyBinding;
-use mall_db::repo::payments::{self, Opened};
+use mall_db::repo::payments;
 
-use super::actor::{PaymentActor, PaymentDeps};
 use super::error::PaymentError;
 use super::gateway::{self, Card};
-use super::messages::PaymentCmd;
-use crate::deps::{Deps, deadline};
-use crate::order::OrderHandle;
-use crate::runtime::{Registry, RuntimeConfig, RuntimeMetrics};
+use crate::deps::Deps;
+use crate::order::messages::{OrderCmd, SessionAct};
+use crate::order::{OrderError, OrderHandle};
 
-/// Routes payment operations to payment actors.
+/// Routes payment operations to the orders that own the sessions.
 #[derive(Clone)]
 pub struct PaymentHandle {
-    registry: Arc<Registry<PaymentActor>>,
+    orders: OrderHandle,
     deps: Deps,
 }
 
+impl From<OrderError> for PaymentError {
+    fn from(e: OrderError) -> Self {
+        match e {
+            OrderError::Payment(e) => e,
+            OrderError::NotFound => PaymentError::NotFound,
+            OrderError::InvalidState(why) => PaymentError::InvalidState(why),
+            OrderError::Unavailable(why) => PaymentError::Unavailable(why),
+            other => PaymentError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl PaymentHandle {
-    /// Starts the payment registry (inside an actix `System`) and its passivation timer.
-    pub fn start(
-        deps: Deps,
-        orders: OrderHandle,
-        config: RuntimeConfig,
-        metrics: &RuntimeMetrics,
-    ) -> PaymentHandle {
-        let registry = Registry::new(
-            PaymentDeps {
-                deps: deps.clone(),
-                orders,
-            },
-            config,
-            metrics,
-        );
-        registry.spawn_passivator();
-        PaymentHandle { registry, deps }
-    }
-
-    /// The registry (for the deadline sweeper and tests).
-    pub fn registry(&self) -> &Arc<Registry<PaymentActor>> {
-        &self.registry
-    }
-
-    async fn call(&self, id: i64, cmd: PaymentCmd) -> Result<PaymentRow, PaymentError> {
-        self.registry.call(&id, cmd).await?
+    /// Payment sessions, kept by `orders`.
+    pub fn new(deps: Deps, orders: OrderHandle) -> PaymentHandle {
+        PaymentHandle { orders, deps }
     }
 
     /// Opens a session for the user's pending order, or returns its pending one:
     /// `(session, created)`.
     pub async fn open(
         &self,
-        user_id: i64,
-        order_id: i64,
+        user: UserId,
+        order: OrderId,
         idem: Option<IdempotencyBinding>,
+        answer_by: Instant,
     ) -> Result<(PaymentRow, bool), PaymentError> {
-        let now = clock::now();
-        let id = self.deps.ids.next_id();
-        let expires_at = deadline(now, self.deps.session_timeout);
-        let opened = {
-            let mut conn = self.deps.db.write().await?;
-            payments::open(&mut conn, id, order_id, user_id, now, expires_at, idem).await?
+        let cmd = OrderCmd::OpenSession {
+            by: user,
+            session: PaymentId(self.deps.ids.next_id()),
+            expires_at: clock::after(clock::now(), self.deps.session_timeout),
+            idem,
         };
-        match opened {
-            Opened::Created(row) => {
-                self.opened(&row).await;
-                Ok((row, true))
-            }
-            Opened::Existing(row) => Ok((row, false)),
-            Opened::NoSuchOrder => Err(PaymentError::NotFound),
-            Opened::NotPayable => Err(PaymentError::InvalidState(
-                "the order is not awaiting payment".into(),
-            )),
-        }
+        let answer = self.orders.call(order, cmd, answer_by).await?;
+        let session = answer.session.ok_or_else(|| {
+            PaymentError::Internal("opening a session answered without one".into())
+        })?;
+        Ok((session, answer.created))
     }
 
-    /// What follows a session's opening (here or by checkout, which may have charged it at
-    /// once): it is counted, and a pending session's actor arms the deadline timer. If that
-    /// fails, the sweeper arms it.
-    pub async fn opened(&self, row: &PaymentRow) {
+    /// What follows a session's opening by a checkout (which may have charged it at once):
+    /// it is counted. Its deadline is armed by the sweeper, which looks ahead.
+    pub fn opened(&self, row: &PaymentRow) {
         self.deps.outcomes.payment("opened");
-        if row.status == payments::status::SUCCEEDED {
+        if row.status == super::PaymentStatus::Succeeded {
             self.deps.outcomes.payment("succeeded");
             tracing::info!(
                 payment_id = row.id,
                 order_id = row.order_id,
                 "payment succeeded"
             );
-            return;
-        }
-        if row.last_error.is_some() {
+        } else if row.last_error.is_some() {
             self.deps.outcomes.payment("declined");
-        }
-        if let Err(e) = self.registry.call(&row.id, PaymentCmd::Wake).await {
-            tracing::warn!(payment_id = row.id, error = %e, "payment actor not woken; the sweeper will");
         }
     }
 
+    async fn session(
+        &self,
+        user: UserId,
+        id: PaymentId,
+        act: SessionAct,
+        answer_by: Instant,
+    ) -> Result<PaymentRow, PaymentError> {
+        let order = {
+            let mut conn = self.deps.db.read().await?;
+            payments::order_of(&mut conn, id.get()).await?
+        };
+        let order = order.ok_or(PaymentError::NotFound)?;
+        let cmd = OrderCmd::Session {
+            by: user,
+            session: id,
+            act,
+        };
+        let answer = self.orders.call(OrderId(order), cmd, answer_by).await?;
+        answer
+            .session
+            .ok_or_else(|| PaymentError::Internal("a session command answered without one".into()))
+    }
+
     /// One of the user's sessions.
-    pub async fn get(&self, user_id: i64, id: i64) -> Result<PaymentRow, PaymentError> {
-        self.call(id, PaymentCmd::Get { by: user_id }).await
+    pub async fn get(
+        &self,
+        user: UserId,
+        id: PaymentId,
+        answer_by: Instant,
+    ) -> Result<PaymentRow, PaymentError> {
+        self.session(user, id, SessionAct::Get, answer_by).await
     }
 
     /// Checks the card (400 before anything happens), then charges it.
     pub async fn confirm(
         &self,
-        user_id: i64,
-        id: i64,
+        user: UserId,
+        id: PaymentId,
         card: Card,
         idem: Option<IdempotencyBinding>,
+        answer_by: Instant,
     ) -> Result<PaymentRow, PaymentError> {
         check_card(&card)?;
-        self.call(
-            id,
-            PaymentCmd::Confirm {
-                by: user_id,
-                card,
-                idem,
-            },
-        )
-        .await
+        let charge = gateway::charge(&card);
+        let act = SessionAct::Confirm { charge, idem };
+        self.session(user, id, act, answer_by).await
     }
 
     /// Cancels one of the user's pending sessions.
-    pub async fn cancel(&self, user_id: i64, id: i64) -> Result<PaymentRow, PaymentError> {
-        self.call(id, PaymentCmd::Cancel { by: user_id }).await
-    }
-
-    /// Wakes a session: arms its timer, or expires it when its deadline passed.
-    pub async fn wake(&self, id: i64) -> Result<(), PaymentError> {
-        self.call(id, PaymentCmd::Wake).await.map(|_| ())
+    pub async fn cancel(
+        &self,
+        user: UserId,
+        id: PaymentId,
+        answer_by: Instant,
+    ) -> Result<PaymentRow, PaymentError> {
+        self.session(user, id, SessionAct::Cancel, answer_by).await
     }
 }
 

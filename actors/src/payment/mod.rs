@@ -1,14 +1,12 @@
-//! Payment sessions: one `PaymentActor` per session behind a `PaymentHandle`, against a
-//! simulated gateway, with a durable session deadline.
+//! Payment sessions behind a `PaymentHandle`, against a simulated gateway, with a durable
+//! session deadline. A session belongs to its order, whose entity owns and writes it (see
+//! `order::actor`); the handle routes each session command to its order.
 
-pub mod actor;
 pub mod error;
 pub mod gateway;
 pub mod handle;
-pub mod messages;
-pub mod state;
 
 pub use error::PaymentError;
 pub use gateway::Card;
 pub use handle::{PaymentHandle, check_card};
-pub use state::PaymentStatus;
+pub use mall_db::domain::PaymentStatus;

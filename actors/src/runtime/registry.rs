@@ -238,6 +238,11 @@ impl<E: Entity> Registry<E> {
         gone.len()
     }
 
+    /// What every actor of the kind is built with.
+    pub fn deps(&self) -> &E::Deps {
+        &self.deps
+    }
+
     /// How many actors are resident.
     pub fn resident(&self) -> usize {
         self.lock().len()

@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 use time::PrimitiveDateTime;
 
+use crate::domain::{CancelReason, OrderStatus, PaymentStatus};
 use crate::schema::{order_items, orders, payments};
 
 /// An order as stored.
@@ -16,8 +17,8 @@ pub struct OrderRow {
     pub id: i64,
     /// The buyer.
     pub user_id: i64,
-    /// `pending_payment`, `paid` or `cancelled`.
-    pub status: String,
+    /// Where it stands.
+    pub status: OrderStatus,
     /// Sum of the lines.
     pub total_cents: i64,
     /// The shipping address, a JSON object.
@@ -34,8 +35,8 @@ pub struct OrderRow {
     pub paid_at: Option<PrimitiveDateTime>,
     /// When it was cancelled.
     pub cancelled_at: Option<PrimitiveDateTime>,
-    /// `user`, `expired`, `account_closed` or `admin`.
-    pub cancel_reason: Option<String>,
+    /// Why it was cancelled.
+    pub cancel_reason: Option<CancelReason>,
     /// Bumped by every change.
     pub version: i64,
 }
@@ -78,8 +79,8 @@ pub struct PaymentRow {
     pub user_id: i64,
     /// The order's total when opened.
     pub amount_cents: i64,
-    /// `pending`, `succeeded`, `cancelled` or `expired`.
-    pub status: String,
+    /// Where it stands.
+    pub status: PaymentStatus,
     /// Last four digits of the last card tried.
     pub card_last4: Option<String>,
     /// `card_declined` after a decline.

@@ -9,56 +9,16 @@ use time::PrimitiveDateTime;
 
 use super::{Page, page_bounds};
 use crate::error::DbError;
-use crate::models::{OrderItemRow, OrderRow};
+use crate::domain::{CancelReason, OrderStatus, PaymentStatus};
+use crate::models::{OrderItemRow, OrderRow, PaymentRow};
 use crate::pool::DbConn;
 use crate::schema::{order_items, orders, payments, products};
 use crate::with_conn;
 
-/// Order statuses as stored.
-pub mod status {
-    /// Waiting to be paid.
-    pub const PENDING: &str = "pending_payment";
-    /// Paid.
-    pub const PAID: &str = "paid";
-    /// Cancelled (see `cancel_reason`).
-    pub const CANCELLED: &str = "cancelled";
-}
+pub use crate::domain::placement::{IdempotencyBinding, NewOrder, WantedLine};
 
 /// An order with its lines.
 pub type OrderWithItems = (OrderRow, Vec<OrderItemRow>);
-
-/// A line to buy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WantedLine {
-    /// The product.
-    pub product_id: i64,
-    /// How many (1..=999).
-    pub quantity: i32,
-}
-
-/// An order to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewOrder {
-    /// Its id.
-    pub id: i64,
-    /// The buyer.
-    pub user_id: i64,
-    /// The shipping address (JSON).
-    pub address: String,
-    /// The note.
-    pub note: Option<String>,
-    /// Its payment deadline.
-    pub expires_at: PrimitiveDateTime,
-}
-
-/// A key to bind to what a request created, inside the same transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyBinding {
-    /// The caller.
-    pub user_id: i64,
-    /// The `Idempotency-Key`.
-    pub key: String,
-}
 
 /// The order and its lines.
 pub async fn load(conn: &mut DbConn, id: i64) -> Result<Option<OrderWithItems>, DbError> {
@@ -79,7 +39,7 @@ pub async fn load(conn: &mut DbConn, id: i64) -> Result<Option<OrderWithItems>, 
 pub async fn list_for_user(
     conn: &mut DbConn,
     user_id: i64,
-    status: Option<&str>,
+    status: Option<OrderStatus>,
     page: u32,
     page_size: u32,
 ) -> Result<Page<OrderWithItems>, DbError> {
@@ -90,7 +50,7 @@ pub async fn list_for_user(
                 .filter(orders::user_id.eq(user_id))
                 .into_boxed();
             if let Some(s) = status {
-                q = q.filter(orders::status.eq(s.to_owned()));
+                q = q.filter(orders::status.eq(s));
             }
             q
         }};
@@ -140,7 +100,7 @@ pub async fn update_details(
     let target = orders::table
         .find(id)
         .filter(orders::version.eq(version))
-        .filter(orders::status.eq(status::PENDING));
+        .filter(orders::status.eq(OrderStatus::PendingPayment));
     let changes = (
         address.map(|a| orders::address.eq(a.to_owned())),
         note.map(|n| orders::note.eq(n.map(str::to_owned))),
@@ -152,7 +112,8 @@ pub async fn update_details(
 }
 
 /// Cancels a pending order with `reason`: gives its stock back and cancels its pending payment
-/// session, in one transaction. `Ok(None)`: it was not pending (nothing written).
+/// session, in one transaction; returns the order and the sessions it cancelled. `Ok(None)`: it
+/// was not pending (nothing written).
 #[tracing::instrument(
     name = "db.transaction",
     level = "info",
@@ -162,16 +123,15 @@ pub async fn update_details(
 pub async fn cancel(
     conn: &mut DbConn,
     id: i64,
-    reason: &str,
+    reason: CancelReason,
     now: PrimitiveDateTime,
-) -> Result<Option<OrderRow>, DbError> {
-    let reason = reason.to_owned();
+) -> Result<Option<(OrderRow, Vec<PaymentRow>)>, DbError> {
     with_conn!(conn, c => c.transaction(async |c| {
-        let row: Option<OrderRow> = diesel::update(orders::table.find(id).filter(orders::status.eq(status::PENDING)))
+        let row: Option<OrderRow> = diesel::update(orders::table.find(id).filter(orders::status.eq(OrderStatus::PendingPayment)))
             .set((
-                orders::status.eq(status::CANCELLED),
+                orders::status.eq(OrderStatus::Cancelled),
                 orders::cancelled_at.eq(Some(now)),
-                orders::cancel_reason.eq(Some(reason.clone())),
+                orders::cancel_reason.eq(Some(reason)),
                 orders::updated_at.eq(now),
                 orders::version.eq(orders::version + 1),
             ))
@@ -197,16 +157,17 @@ pub async fn cancel(
                 .execute(c)
                 .await?;
         }
-        diesel::update(payments::table.filter(payments::order_id.eq(id)).filter(payments::status.eq("pending")))
+        let sessions = diesel::update(payments::table.filter(payments::order_id.eq(id)).filter(payments::status.eq(PaymentStatus::Pending)))
             .set((
-                payments::status.eq("cancelled"),
+                payments::status.eq(PaymentStatus::Cancelled),
                 payments::cancelled_at.eq(Some(now)),
                 payments::updated_at.eq(now),
                 payments::version.eq(payments::version + 1),
             ))
-            .execute(c)
+            .returning(PaymentRow::as_returning())
+            .get_results(c)
             .await?;
-        Ok(Some(row))
+        Ok(Some((row, sessions)))
     }).await)
 }
 
@@ -217,7 +178,7 @@ pub async fn due(
     limit: i64,
 ) -> Result<Vec<(i64, PrimitiveDateTime)>, DbError> {
     let q = orders::table
-        .filter(orders::status.eq(status::PENDING))
+        .filter(orders::status.eq(OrderStatus::PendingPayment))
         .filter(orders::expires_at.le(before))
         .order(orders::expires_at.asc())
         .limit(limit)
@@ -229,7 +190,7 @@ pub async fn due(
 pub async fn pending_of_user(conn: &mut DbConn, user_id: i64) -> Result<Vec<i64>, DbError> {
     let q = orders::table
         .filter(orders::user_id.eq(user_id))
-        .filter(orders::status.eq(status::PENDING))
+        .filter(orders::status.eq(OrderStatus::PendingPayment))
         .select(orders::id);
     Ok(with_conn!(conn, c => q.load(c).await)?)
 }

@@ -5,25 +5,15 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::PrimitiveDateTime;
 
-use super::orders::{IdempotencyBinding, status as order_status};
+use super::orders::IdempotencyBinding;
+use crate::domain::payment::CARD_DECLINED;
+use crate::domain::{OrderStatus, PaymentStatus};
 use super::{Page, Rollback, page_bounds};
 use crate::error::DbError;
 use crate::models::{OrderRow, PaymentRow};
 use crate::pool::DbConn;
 use crate::schema::{orders, payments};
 use crate::with_conn;
-
-/// Payment statuses as stored.
-pub mod status {
-    /// Open: can be confirmed.
-    pub const PENDING: &str = "pending";
-    /// Charged.
-    pub const SUCCEEDED: &str = "succeeded";
-    /// Cancelled by the user, or with its order.
-    pub const CANCELLED: &str = "cancelled";
-    /// Its deadline passed while pending.
-    pub const EXPIRED: &str = "expired";
-}
 
 /// What opening a session did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,12 +62,12 @@ pub async fn open(
                 .await
                 .optional()?;
             let Some(order) = order else { return Ok::<_, DbError>(Some(Opened::NoSuchOrder)) };
-            if order.status != order_status::PENDING {
+            if order.status != OrderStatus::PendingPayment {
                 return Ok(Some(Opened::NotPayable));
             }
             let pending: Option<PaymentRow> = payments::table
                 .filter(payments::order_id.eq(order_id))
-                .filter(payments::status.eq(status::PENDING))
+                .filter(payments::status.eq(PaymentStatus::Pending))
                 .select(PaymentRow::as_select())
                 .first(c)
                 .await
@@ -95,7 +85,7 @@ pub async fn open(
                 order_id,
                 user_id,
                 amount_cents: order.total_cents,
-                status: status::PENDING.to_owned(),
+                status: PaymentStatus::Pending,
                 card_last4: None,
                 last_error: None,
                 attempts: 0,
@@ -133,7 +123,23 @@ pub async fn load(conn: &mut DbConn, id: i64) -> Result<Option<PaymentRow>, DbEr
     )
 }
 
-/// An order's sessions, oldest first.
+/// Every session of an order, oldest first (what its entity loads).
+pub async fn of_order(conn: &mut DbConn, order_id: i64) -> Result<Vec<PaymentRow>, DbError> {
+    Ok(with_conn!(conn, c => payments::table
+        .filter(payments::order_id.eq(order_id))
+        .order((payments::created_at.asc(), payments::id.asc()))
+        .select(PaymentRow::as_select())
+        .load(c)
+        .await)?)
+}
+
+/// The order a session belongs to (it never changes).
+pub async fn order_of(conn: &mut DbConn, id: i64) -> Result<Option<i64>, DbError> {
+    let q = payments::table.find(id).select(payments::order_id);
+    Ok(with_conn!(conn, c => q.first(c).await.optional())?)
+}
+
+/// An order's sessions, oldest first, a page at a time.
 pub async fn list_for_order(
     conn: &mut DbConn,
     order_id: i64,
@@ -165,11 +171,11 @@ pub async fn record_decline(
     let q = diesel::update(
         payments::table
             .find(id)
-            .filter(payments::status.eq(status::PENDING)),
+            .filter(payments::status.eq(PaymentStatus::Pending)),
     )
     .set((
         payments::attempts.eq(payments::attempts + 1),
-        payments::last_error.eq(Some("card_declined")),
+        payments::last_error.eq(Some(CARD_DECLINED)),
         payments::card_last4.eq(Some(last4.to_owned())),
         payments::updated_at.eq(now),
         payments::version.eq(payments::version + 1),
@@ -211,11 +217,11 @@ pub async fn settle(
         let payment: Option<PaymentRow> = diesel::update(
             payments::table
                 .find(id)
-                .filter(payments::status.eq(status::PENDING))
+                .filter(payments::status.eq(PaymentStatus::Pending))
                 .filter(payments::expires_at.gt(now)),
         )
         .set((
-            payments::status.eq(status::SUCCEEDED),
+            payments::status.eq(PaymentStatus::Succeeded),
             payments::succeeded_at.eq(Some(now)),
             payments::attempts.eq(payments::attempts + 1),
             payments::card_last4.eq(Some(last4.clone())),
@@ -229,10 +235,10 @@ pub async fn settle(
         .optional()?;
         let Some(payment) = payment else { return Ok::<_, Rollback<Settled>>(Settled::SessionNotPending) };
         let order: Option<OrderRow> = diesel::update(
-            orders::table.find(payment.order_id).filter(orders::status.eq(order_status::PENDING)),
+            orders::table.find(payment.order_id).filter(orders::status.eq(OrderStatus::PendingPayment)),
         )
         .set((
-            orders::status.eq(order_status::PAID),
+            orders::status.eq(OrderStatus::Paid),
             orders::paid_at.eq(Some(now)),
             orders::updated_at.eq(now),
             orders::version.eq(orders::version + 1),
@@ -256,17 +262,17 @@ pub async fn settle(
 pub async fn close(
     conn: &mut DbConn,
     id: i64,
-    to: &str,
+    to: PaymentStatus,
     now: PrimitiveDateTime,
 ) -> Result<Option<PaymentRow>, DbError> {
-    let cancelled_at = (to == status::CANCELLED).then_some(now);
+    let cancelled_at = (to == PaymentStatus::Cancelled).then_some(now);
     let q = diesel::update(
         payments::table
             .find(id)
-            .filter(payments::status.eq(status::PENDING)),
+            .filter(payments::status.eq(PaymentStatus::Pending)),
     )
     .set((
-        payments::status.eq(to.to_owned()),
+        payments::status.eq(to),
         payments::cancelled_at.eq(cancelled_at),
         payments::updated_at.eq(now),
         payments::version.eq(payments::version + 1),
@@ -276,17 +282,18 @@ pub async fn close(
     )
 }
 
-/// Pending sessions whose deadline is before `before`, soonest first (at most `limit`).
+/// The orders of pending sessions whose deadline is before `before`, with that deadline,
+/// soonest first (at most `limit`): the order owns the session and acts on its deadline.
 pub async fn due(
     conn: &mut DbConn,
     before: PrimitiveDateTime,
     limit: i64,
 ) -> Result<Vec<(i64, PrimitiveDateTime)>, DbError> {
     let q = payments::table
-        .filter(payments::status.eq(status::PENDING))
+        .filter(payments::status.eq(PaymentStatus::Pending))
         .filter(payments::expires_at.le(before))
         .order(payments::expires_at.asc())
         .limit(limit)
-        .select((payments::id, payments::expires_at));
+        .select((payments::order_id, payments::expires_at));
     Ok(with_conn!(conn, c => q.load(c).await)?)
 }

@@ -1,6 +1,7 @@
-//! Placing orders, many in one transaction. A batch locks the rows of every product it names
-//! once (in id order), decides in memory which orders the stock covers (in arrival order),
-//! takes each product's stock with one conditional update for the whole batch, writes every
+//! Placing orders, many in one transaction: this module applies what
+//! [`domain::placement::plan`](crate::domain::placement::plan) decides. A batch locks the rows of
+//! every product it names once (in id order), has the plan say which orders the stock covers (in
+//! arrival order) and the rows each adds, takes each product's stock with one conditional update for the whole batch, writes every
 //! order, line and payment session with one multi-row insert each, empties the carts that
 //! checked out, binds idempotency keys, and commits once. A hot product's row is then locked and
 //! committed once per batch instead of once per buyer, which is what lets a flash sale go faster
@@ -9,65 +10,23 @@
 //! Every order is still all or nothing: an order the stock does not cover is refused whole and
 //! takes nothing, and the others in its batch are not affected by it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use time::PrimitiveDateTime;
 
-use super::orders::{IdempotencyBinding, NewOrder, OrderWithItems, WantedLine, status};
-use super::payments::status as payment_status;
+use super::orders::OrderWithItems;
+use crate::domain::money::Overflow;
+use crate::domain::placement::{Refused, plan};
 use crate::error::DbError;
 use crate::models::{OrderItemRow, OrderRow, PaymentRow};
-use crate::money::{self, Overflow};
 use crate::pool::{DbConn, SqliteConn};
 use crate::schema::{cart_lines, carts, order_items, orders, payments, products};
 use crate::with_conn;
 
-/// One order to place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
-    /// The order's id, buyer, address, note and deadline.
-    pub order: NewOrder,
-    /// What it buys, in the order the buyer gave (each product once).
-    pub lines: Vec<WantedLine>,
-    /// When it was asked for (its `created_at`).
-    pub now: PrimitiveDateTime,
-    /// The `Idempotency-Key` to bind to the order, inside the same transaction.
-    pub idem: Option<IdempotencyBinding>,
-    /// What a checkout adds to the order in the same transaction.
-    pub checkout: Option<CheckoutPart>,
-}
-
-/// The rest of a checkout: the buyer's cart is emptied and a payment session opened (and, when a
-/// card came with the checkout, charged) with the order, so a purchase is one commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckoutPart {
-    /// The cart must still be at this version (it holds exactly the order's lines).
-    pub cart_version: i64,
-    /// The session's id.
-    pub session_id: i64,
-    /// The session's deadline.
-    pub session_expires_at: PrimitiveDateTime,
-    /// What the payment gateway answered for the checkout's card, if one was given.
-    pub charge: Option<Charge>,
-}
-
-/// The gateway's answer for a card, asked before the order is placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Charge {
-    /// Approved: the session succeeds and the order is paid as it is placed.
-    Approved {
-        /// The card's last four digits.
-        last4: String,
-    },
-    /// Declined: the session stays pending with `last_error = "card_declined"`.
-    Declined {
-        /// The card's last four digits.
-        last4: String,
-    },
-}
+pub use crate::domain::Charge;
+pub use crate::domain::placement::{CheckoutPart, Placement, Stocked};
 
 /// What placing an order made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +66,22 @@ pub enum PlaceError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl From<Refused> for PlaceError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::ProductNotFound(id) => PlaceError::ProductNotFound(id),
+            Refused::InsufficientStock {
+                product_id,
+                available,
+            } => PlaceError::InsufficientStock {
+                product_id,
+                available,
+            },
+            Refused::Overflow(o) => PlaceError::Overflow(o),
+        }
+    }
 }
 
 /// How often a batch is retried when a product's stock moved between the read and the write
@@ -179,21 +154,6 @@ impl From<diesel::result::Error> for Abort {
     fn from(e: diesel::result::Error) -> Self {
         Abort::Db(e.into())
     }
-}
-
-/// A product as a placement sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
-pub struct Stocked {
-    /// Its id.
-    pub id: i64,
-    /// Units left.
-    pub stock: i64,
-    /// Deleted products cannot be bought.
-    pub deleted: bool,
-    /// Copied to the order line.
-    pub name: String,
-    /// Copied to the order line.
-    pub price_cents: i64,
 }
 
 /// Reads the products a batch names, locked against other writers until it commits.
@@ -303,120 +263,7 @@ impl InsertRows for SqliteConn {
     }
 }
 
-/// Which orders of a group the stock covers, in arrival order: for each, the units it takes per
-/// product, or why it is refused. `left` is what the products have; it is reduced as orders
-/// are accepted.
-pub fn allocate<'a>(
-    left: &mut HashMap<i64, Stocked>,
-    orders: impl IntoIterator<Item = &'a [WantedLine]>,
-) -> Vec<Result<(), PlaceError>> {
-    orders
-        .into_iter()
-        .map(|lines| {
-            let mut wanted: BTreeMap<i64, i64> = BTreeMap::new();
-            for l in lines {
-                *wanted.entry(l.product_id).or_default() += i64::from(l.quantity);
-            }
-            for (&product_id, &quantity) in &wanted {
-                match left.get(&product_id) {
-                    Some(p) if !p.deleted => {
-                        if p.stock < quantity {
-                            return Err(PlaceError::InsufficientStock {
-                                product_id,
-                                available: p.stock,
-                            });
-                        }
-                    }
-                    _ => return Err(PlaceError::ProductNotFound(product_id)),
-                }
-            }
-            for (product_id, quantity) in wanted {
-                if let Some(p) = left.get_mut(&product_id) {
-                    p.stock -= quantity;
-                }
-            }
-            Ok(())
-        })
-        .collect()
-}
-
-/// The rows a placed order adds.
-type OrderRows = (OrderRow, Vec<OrderItemRow>, Option<PaymentRow>);
-
-/// The rows a placed order adds, priced from `products`.
-fn rows_of(p: &Placement, products: &HashMap<i64, Stocked>) -> Result<OrderRows, Overflow> {
-    let items = p
-        .lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| {
-            let (name, price) = products
-                .get(&line.product_id)
-                .map(|s| (s.name.clone(), s.price_cents))
-                .unwrap_or_default();
-            Ok(OrderItemRow {
-                order_id: p.order.id,
-                position: i32::try_from(i).unwrap_or(i32::MAX),
-                product_id: line.product_id,
-                name,
-                unit_price_cents: price,
-                quantity: line.quantity,
-                line_total_cents: money::line_total(price, line.quantity)?,
-            })
-        })
-        .collect::<Result<Vec<OrderItemRow>, Overflow>>()?;
-    let total_cents = money::sum(items.iter().map(|i| i.line_total_cents))?;
-    let charge = p.checkout.as_ref().and_then(|c| c.charge.as_ref());
-    let paid = matches!(charge, Some(Charge::Approved { .. }));
-    let order = OrderRow {
-        id: p.order.id,
-        user_id: p.order.user_id,
-        status: if paid { status::PAID } else { status::PENDING }.to_owned(),
-        total_cents,
-        address: p.order.address.clone(),
-        note: p.order.note.clone(),
-        created_at: p.now,
-        updated_at: p.now,
-        expires_at: p.order.expires_at,
-        paid_at: paid.then_some(p.now),
-        cancelled_at: None,
-        cancel_reason: None,
-        version: 1,
-    };
-    let payment = p.checkout.as_ref().map(|c| {
-        let (status, last4, last_error, attempts) = match &c.charge {
-            None => (payment_status::PENDING, None, None, 0),
-            Some(Charge::Approved { last4 }) => {
-                (payment_status::SUCCEEDED, Some(last4.clone()), None, 1)
-            }
-            Some(Charge::Declined { last4 }) => (
-                payment_status::PENDING,
-                Some(last4.clone()),
-                Some("card_declined".to_owned()),
-                1,
-            ),
-        };
-        PaymentRow {
-            id: c.session_id,
-            order_id: p.order.id,
-            user_id: p.order.user_id,
-            amount_cents: total_cents,
-            status: status.to_owned(),
-            card_last4: last4,
-            last_error,
-            attempts,
-            created_at: p.now,
-            updated_at: p.now,
-            expires_at: c.session_expires_at,
-            succeeded_at: paid.then_some(p.now),
-            cancelled_at: None,
-            version: 1,
-        }
-    });
-    Ok((order, items, payment))
-}
-
-/// One try at placing the orders `group` names, in one transaction.
+/// One try at placing the orders `group` names, in one transaction: lock, plan, apply.
 #[tracing::instrument(
     name = "db.transaction",
     level = "info",
@@ -436,22 +283,12 @@ async fn attempt(
     ids.dedup();
     with_conn!(conn, c => c.transaction(async |c| {
         let stocked = c.read_for_update(ids.clone()).await?;
-        let products: HashMap<i64, Stocked> = stocked.into_iter().map(|s| (s.id, s)).collect();
-        let mut left = products.clone();
-        let verdicts = allocate(&mut left, group.iter().map(|&i| batch[i].lines.as_slice()));
-        // Every accepted order is priced before anything is written.
-        let mut priced = Vec::with_capacity(group.len());
-        for (k, (&i, verdict)) in group.iter().zip(verdicts).enumerate() {
-            priced.push(match verdict {
-                Ok(()) => Ok(rows_of(&batch[i], &products).map_err(|e| Abort::Drop(k, e.into()))?),
-                Err(refused) => Err(refused),
-            });
-        }
+        let plan = plan(&stocked, group.iter().map(|&i| &batch[i]));
 
         // Carts first: a checkout whose cart changed is taken out of the batch.
         let mut emptied: Vec<i64> = Vec::new();
-        for (k, (&i, rows)) in group.iter().zip(&priced).enumerate() {
-            let (Ok(_), Some(part)) = (rows, &batch[i].checkout) else { continue };
+        for (k, (&i, born)) in group.iter().zip(&plan.orders).enumerate() {
+            let (Ok(_), Some(part)) = (born, &batch[i].checkout) else { continue };
             let user = batch[i].order.user_id;
             let bumped = diesel::update(carts::table.find(user).filter(carts::version.eq(part.cart_version)))
                 .set((carts::version.eq(part.cart_version + 1), carts::updated_at.eq(batch[i].now)))
@@ -467,15 +304,10 @@ async fn attempt(
         }
 
         // Each product's stock, once for the whole batch, in id order.
-        for id in &ids {
-            let (Some(before), Some(after)) = (products.get(id), left.get(id)) else { continue };
-            let taken = before.stock - after.stock;
-            if taken == 0 {
-                continue;
-            }
+        for &(id, taken) in &plan.takes {
             let updated = diesel::update(
                 products::table
-                    .find(*id)
+                    .find(id)
                     .filter(products::deleted_at.is_null())
                     .filter(products::stock.ge(taken)),
             )
@@ -487,25 +319,23 @@ async fn attempt(
             }
         }
 
-        let mut order_rows = Vec::new();
-        let mut item_rows = Vec::new();
-        let mut payment_rows = Vec::new();
+        let mut rows = NewRows { orders: Vec::new(), items: Vec::new(), payments: Vec::new() };
         let mut answers = Vec::with_capacity(group.len());
-        for (&i, rows) in group.iter().zip(priced) {
-            let (order, items, payment) = match rows {
-                Ok(rows) => rows,
+        for (&i, born) in group.iter().zip(plan.orders) {
+            let born = match born {
+                Ok(born) => born,
                 Err(refused) => {
-                    answers.push(Err(refused));
+                    answers.push(Err(refused.into()));
                     continue;
                 }
             };
-            order_rows.push(order.clone());
-            item_rows.extend(items.iter().cloned());
-            payment_rows.extend(payment.iter().cloned());
+            rows.orders.push(born.order.clone());
+            rows.items.extend(born.items.iter().cloned());
+            rows.payments.extend(born.payment.iter().cloned());
             let cart_version = batch[i].checkout.as_ref().map(|part| part.cart_version + 1);
-            answers.push(Ok(Placed { order: (order, items), payment, cart_version }));
+            answers.push(Ok(Placed { order: (born.order, born.items), payment: born.payment, cart_version }));
         }
-        c.insert_rows(NewRows { orders: order_rows, items: item_rows, payments: payment_rows }).await?;
+        c.insert_rows(rows).await?;
         for (k, (&i, answer)) in group.iter().zip(&answers).enumerate() {
             if let (Ok(placed), Some(b)) = (answer, &batch[i].idem) {
                 // The key must still wait for this order: a caller that gave up released it.
@@ -516,83 +346,4 @@ async fn attempt(
         }
         Ok(answers)
     }).await)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn product(id: i64, stock: i64) -> (i64, Stocked) {
-        (
-            id,
-            Stocked {
-                id,
-                stock,
-                deleted: false,
-                name: format!("p{id}"),
-                price_cents: 100,
-            },
-        )
-    }
-
-    fn line(product_id: i64, quantity: i32) -> WantedLine {
-        WantedLine {
-            product_id,
-            quantity,
-        }
-    }
-
-    #[test]
-    fn orders_are_covered_in_arrival_order_all_or_nothing() {
-        let mut left: HashMap<i64, Stocked> = [product(1, 5), product(2, 1)].into();
-        let orders = [
-            vec![line(1, 2)],
-            vec![line(1, 2), line(2, 2)], // short of product 2: takes nothing
-            vec![line(1, 3)],             // 3 of 1 are still there
-            vec![line(2, 1)],
-            vec![line(1, 1)], // none left
-        ];
-        let verdicts = allocate(&mut left, orders.iter().map(Vec::as_slice));
-        assert!(verdicts[0].is_ok());
-        assert!(matches!(
-            verdicts[1],
-            Err(PlaceError::InsufficientStock {
-                product_id: 2,
-                available: 1
-            })
-        ));
-        assert!(verdicts[2].is_ok());
-        assert!(verdicts[3].is_ok());
-        assert!(matches!(
-            verdicts[4],
-            Err(PlaceError::InsufficientStock {
-                product_id: 1,
-                available: 0
-            })
-        ));
-        assert_eq!(left[&1].stock, 0);
-        assert_eq!(left[&2].stock, 0);
-    }
-
-    #[test]
-    fn unknown_and_deleted_products_are_not_found_and_take_nothing() {
-        let mut left: HashMap<i64, Stocked> = [product(1, 5), product(2, 5)].into();
-        left.get_mut(&2).unwrap().deleted = true;
-        let orders = [vec![line(1, 1), line(9, 1)], vec![line(1, 1), line(2, 1)]];
-        let verdicts = allocate(&mut left, orders.iter().map(Vec::as_slice));
-        assert!(matches!(verdicts[0], Err(PlaceError::ProductNotFound(9))));
-        assert!(matches!(verdicts[1], Err(PlaceError::ProductNotFound(2))));
-        assert_eq!(left[&1].stock, 5);
-    }
-
-    #[test]
-    fn the_first_short_line_by_product_id_is_the_one_reported() {
-        let mut left: HashMap<i64, Stocked> = [product(1, 0), product(2, 0)].into();
-        let orders = [vec![line(2, 1), line(1, 1)]];
-        let verdicts = allocate(&mut left, orders.iter().map(Vec::as_slice));
-        assert!(matches!(
-            verdicts[0],
-            Err(PlaceError::InsufficientStock { product_id: 1, .. })
-        ));
-    }
 }

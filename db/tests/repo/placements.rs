@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use futures_util::future::join_all;
+use mall_db::domain::{CancelReason, OrderStatus, PaymentStatus};
 use mall_db::models::NewProduct;
 use mall_db::repo::carts::{self, LineWrite, StoredLine, WriteOutcome};
 use mall_db::repo::idempotency::{self, Claim};
@@ -109,7 +110,7 @@ async fn a_batch_places_every_order_the_stock_covers(db: &Db) {
     let answers = place(db, &batch).await;
     assert_eq!(answers.len(), 4);
     let first = placed(&answers[0]);
-    assert_eq!(first.order.0.status, orders::status::PENDING);
+    assert_eq!(first.order.0.status, OrderStatus::PendingPayment);
     assert_eq!(first.order.0.total_cents, 2 * 250 + 100);
     assert_eq!(first.order.1.len(), 2);
     assert_eq!(
@@ -226,21 +227,21 @@ async fn a_checkout_opens_its_session_and_empties_its_cart(db: &Db) {
     );
 
     let session = unpaid.payment.as_ref().expect("a session is opened");
-    assert_eq!(unpaid.order.0.status, orders::status::PENDING);
-    assert_eq!(session.status, payments::status::PENDING);
+    assert_eq!(unpaid.order.0.status, OrderStatus::PendingPayment);
+    assert_eq!(session.status, PaymentStatus::Pending);
     assert_eq!(session.amount_cents, 1400);
     assert_eq!(session.attempts, 0);
 
     let session = paid.payment.as_ref().expect("a session is opened");
-    assert_eq!(paid.order.0.status, orders::status::PAID);
+    assert_eq!(paid.order.0.status, OrderStatus::Paid);
     assert!(paid.order.0.paid_at.is_some());
-    assert_eq!(session.status, payments::status::SUCCEEDED);
+    assert_eq!(session.status, PaymentStatus::Succeeded);
     assert_eq!(session.card_last4.as_deref(), Some("4242"));
     assert_eq!(session.attempts, 1);
 
     let session = declined.payment.as_ref().expect("a session is opened");
-    assert_eq!(declined.order.0.status, orders::status::PENDING);
-    assert_eq!(session.status, payments::status::PENDING);
+    assert_eq!(declined.order.0.status, OrderStatus::PendingPayment);
+    assert_eq!(session.status, PaymentStatus::Pending);
     assert_eq!(session.last_error.as_deref(), Some("card_declined"));
 
     for (answer, p) in answers.iter().zip(&batch) {
@@ -508,7 +509,7 @@ async fn stock_given_back_never_fails_on_a_bound(db: &Db) {
     // Someone set the stock near the top of i64 meanwhile (an old row): the cancel still
     // succeeds and the stock saturates instead of overflowing.
     set_raw(db, p, None, Some(i64::MAX - 1)).await;
-    let cancelled = orders::cancel(&mut wr(db).await, id, "user", clock::now()).await;
+    let cancelled = orders::cancel(&mut wr(db).await, id, CancelReason::User, clock::now()).await;
     assert!(cancelled.unwrap().is_some(), "the order was cancelled");
     assert_eq!(stock(db, p).await, i64::MAX);
 }

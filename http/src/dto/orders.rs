@@ -229,7 +229,7 @@ impl From<&OrderWithItems> for OrderDto {
         OrderDto {
             id: o.id.to_string(),
             user_id: o.user_id.to_string(),
-            status: o.status.clone(),
+            status: o.status.to_string(),
             items: items
                 .iter()
                 .map(|i| OrderItemDto {
@@ -248,7 +248,7 @@ impl From<&OrderWithItems> for OrderDto {
             expires_at: stored_time(o.expires_at),
             paid_at: o.paid_at.map(stored_time),
             cancelled_at: o.cancelled_at.map(stored_time),
-            cancel_reason: o.cancel_reason.clone(),
+            cancel_reason: o.cancel_reason.map(|r| r.to_string()),
         }
     }
 }
@@ -286,7 +286,7 @@ impl From<&PaymentRow> for PaymentDto {
             id: p.id.to_string(),
             order_id: p.order_id.to_string(),
             amount_cents: p.amount_cents,
-            status: p.status.clone(),
+            status: p.status.to_string(),
             card_last4: p.card_last4.clone(),
             last_error: p.last_error.clone(),
             attempts: p.attempts,

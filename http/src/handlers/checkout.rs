@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use mall_actors::order::Viewer;
+use mall_db::domain::{OrderId, UserId};
 
 use crate::dto::orders::*;
 use crate::error::ApiError;
@@ -41,7 +42,7 @@ pub async fn checkout(
             let card = parsed.card.map(Into::into);
             let (order, payment) = st
                 .checkout
-                .run(user, address, parsed.note, card, idem, deadline)
+                .run(UserId(user), address, parsed.note, card, idem, deadline)
                 .await?;
             Ok(Reply::new(
                 StatusCode::CREATED,
@@ -54,17 +55,18 @@ pub async fn checkout(
         |resource| {
             let st = &st;
             async move {
-                let id = idempotency::resource_id(&resource, "order")?;
+                let id = OrderId(idempotency::resource_id(&resource, "order")?);
                 let viewer = Viewer {
-                    user_id: user,
+                    user: UserId(user),
                     admin: false,
                 };
-                let order = st.orders.get(viewer, id).await?;
-                let sessions = st.orders.payments_of(viewer, id, 1, 100).await?;
+                let deadline = st.deadline();
+                let order = st.orders.get(viewer, id, deadline).await?;
+                let sessions = st.orders.payments_of(viewer, id, 1, 100, deadline).await?;
                 // The checkout died after placing the order: finish it by opening the session.
                 let payment = match sessions.items.last() {
                     Some(p) => p.clone(),
-                    None => st.payments.open(user, id, None).await?.0,
+                    None => st.payments.open(UserId(user), id, None, deadline).await?.0,
                 };
                 Ok(Reply::new(
                     StatusCode::CREATED,

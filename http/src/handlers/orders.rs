@@ -6,6 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use mall_actors::order::Viewer;
+use mall_db::domain::cart::{MAX_LINES, Quantity};
+use mall_db::domain::{OrderId, OrderStatus, UserId};
 use mall_db::repo::orders::WantedLine;
 
 use crate::auth::identity::{ADMIN_ROLE, parse_id};
@@ -19,12 +21,9 @@ use crate::state::AppState;
 
 type Data = web::Data<AppState>;
 
-/// Most lines in one order.
-pub const MAX_LINES: usize = 100;
-
 fn viewer(caller: &Caller) -> Viewer {
     Viewer {
-        user_id: caller.id,
+        user: UserId(caller.id),
         admin: caller.has_role(ADMIN_ROLE),
     }
 }
@@ -40,12 +39,8 @@ pub fn wanted_lines(items: &[OrderLineRequest]) -> Result<Vec<WantedLine>, ApiEr
     let mut seen = HashSet::new();
     let mut lines = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        if !(1..=999).contains(&item.quantity) {
-            return Err(ApiError::invalid_field(
-                &format!("items[{i}].quantity"),
-                "must be 1 to 999",
-            ));
-        }
+        let quantity = Quantity::new(item.quantity)
+            .map_err(|e| ApiError::invalid_field(&format!("items[{i}].quantity"), e.to_string()))?;
         let product_id = parse_id(&item.product_id, "product")?;
         if !seen.insert(product_id) {
             return Err(ApiError::invalid_field(
@@ -55,7 +50,7 @@ pub fn wanted_lines(items: &[OrderLineRequest]) -> Result<Vec<WantedLine>, ApiEr
         }
         lines.push(WantedLine {
             product_id,
-            quantity: item.quantity as i32,
+            quantity: quantity.get(),
         });
     }
     Ok(lines)
@@ -70,16 +65,11 @@ pub fn address_json(address: &Address, field: &str) -> Result<String, ApiError> 
 /// Renders `order:ID` for an idempotent replay whose response was lost.
 async fn recover_order(st: &AppState, user_id: i64, resource: &str) -> Result<Reply, ApiError> {
     let id = idempotency::resource_id(resource, "order")?;
-    let order = st
-        .orders
-        .get(
-            Viewer {
-                user_id,
-                admin: false,
-            },
-            id,
-        )
-        .await?;
+    let viewer = Viewer {
+        user: UserId(user_id),
+        admin: false,
+    };
+    let order = st.orders.get(viewer, OrderId(id), st.deadline()).await?;
     Ok(Reply::new(StatusCode::CREATED, OrderDto::from(&order)))
 }
 
@@ -109,7 +99,7 @@ pub async fn create(
         |idem| async {
             let order = st
                 .orders
-                .create(user, &lines, address, parsed.note, idem, deadline)
+                .create(UserId(user), &lines, address, parsed.note, idem, deadline)
                 .await?;
             Ok(Reply::new(StatusCode::CREATED, OrderDto::from(&order)))
         },
@@ -131,19 +121,17 @@ pub async fn list(
     page: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (page, page_size) = page.into_inner().resolve()?;
-    let status = filter.into_inner().status.filter(|s| !s.is_empty());
-    if status
-        .as_deref()
-        .is_some_and(|s| mall_actors::order::OrderStatus::parse(s).is_none())
-    {
-        return Err(ApiError::invalid_field(
-            "status",
-            "must be pending_payment, paid or cancelled",
-        ));
-    }
+    let status = match filter.into_inner().status.filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(OrderStatus::parse(&s).ok_or_else(|| {
+            let words: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+            let (last, rest) = words.split_last().unwrap_or((&"", &[]));
+            ApiError::invalid_field("status", format!("must be {} or {last}", rest.join(", ")))
+        })?),
+    };
     let found = st
         .orders
-        .list(caller.id, status.as_deref(), page, page_size)
+        .list(UserId(caller.id), status, page, page_size)
         .await?;
     Ok(HttpResponse::Ok().json(Paged::of(found, page, page_size, |r| OrderDto::from(&r))))
 }
@@ -157,7 +145,8 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "order")?;
-    Ok(HttpResponse::Ok().json(OrderDto::from(&st.orders.get(viewer(&caller), id).await?)))
+    let order = st.orders.get(viewer(&caller), OrderId(id), st.deadline());
+    Ok(HttpResponse::Ok().json(OrderDto::from(&order.await?)))
 }
 
 /// Change the address or note of a pending order.
@@ -180,7 +169,9 @@ pub async fn update(
     if let Some(note) = &body.note {
         check_note(note.as_deref())?;
     }
-    let order = st.orders.edit(caller.id, id, address, body.note).await?;
+    let (user, id) = (UserId(caller.id), OrderId(id));
+    let order = st.orders.edit(user, id, address, body.note, st.deadline());
+    let order = order.await?;
     Ok(HttpResponse::Ok().json(OrderDto::from(&order)))
 }
 
@@ -198,7 +189,8 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let _: crate::dto::NoBody = optional_json(&req, &body)?;
     let id = parse_id(&id, "order")?;
-    Ok(HttpResponse::Ok().json(OrderDto::from(&st.orders.cancel(caller.id, id).await?)))
+    let order = st.orders.cancel(UserId(caller.id), OrderId(id), st.deadline());
+    Ok(HttpResponse::Ok().json(OrderDto::from(&order.await?)))
 }
 
 /// The order's payment sessions.
@@ -214,7 +206,7 @@ pub async fn payments(
     let (page, page_size) = page.into_inner().resolve()?;
     let found = st
         .orders
-        .payments_of(viewer(&caller), id, page, page_size)
+        .payments_of(viewer(&caller), OrderId(id), page, page_size, st.deadline())
         .await?;
     Ok(HttpResponse::Ok().json(Paged::of(found, page, page_size, |r| PaymentDto::from(&r))))
 }

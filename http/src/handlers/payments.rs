@@ -3,6 +3,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use mall_db::domain::{OrderId, PaymentId, UserId};
+
 use crate::auth::identity::parse_id;
 use crate::dto::orders::*;
 use crate::error::ApiError;
@@ -19,11 +21,9 @@ async fn recover_payment(
     resource: &str,
     status: StatusCode,
 ) -> Result<Reply, ApiError> {
-    let id = idempotency::resource_id(resource, "payment")?;
-    Ok(Reply::new(
-        status,
-        PaymentDto::from(&st.payments.get(user_id, id).await?),
-    ))
+    let id = PaymentId(idempotency::resource_id(resource, "payment")?);
+    let payment = st.payments.get(UserId(user_id), id, st.deadline()).await?;
+    Ok(Reply::new(status, PaymentDto::from(&payment)))
 }
 
 /// Open a payment session for a pending order (or get its pending one).
@@ -38,15 +38,17 @@ pub async fn open(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let parsed: OpenPaymentRequest = required_json(&req, &body)?;
-    let order_id = parse_id(&parsed.order_id, "order")?;
+    let order_id = OrderId(parse_id(&parsed.order_id, "order")?);
     let user = caller.id;
+    let deadline = st.deadline();
     idempotency::guard(
         &st,
         user,
         &req,
         &body,
         |idem| async {
-            let (payment, created) = st.payments.open(user, order_id, idem).await?;
+            let opened = st.payments.open(UserId(user), order_id, idem, deadline);
+            let (payment, created) = opened.await?;
             let status = if created {
                 StatusCode::CREATED
             } else {
@@ -70,8 +72,9 @@ pub async fn get(
     caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id, "payment")?;
-    Ok(HttpResponse::Ok().json(PaymentDto::from(&st.payments.get(caller.id, id).await?)))
+    let id = PaymentId(parse_id(&id, "payment")?);
+    let payment = st.payments.get(UserId(caller.id), id, st.deadline()).await?;
+    Ok(HttpResponse::Ok().json(PaymentDto::from(&payment)))
 }
 
 /// Charge a card: the order becomes paid.
@@ -88,15 +91,17 @@ pub async fn confirm(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let card: CardRequest = required_json(&req, &body)?;
-    let id = parse_id(&id, "payment")?;
+    let id = PaymentId(parse_id(&id, "payment")?);
     let user = caller.id;
+    let deadline = st.deadline();
     idempotency::guard(
         &st,
         user,
         &req,
         &body,
         |idem| async {
-            let payment = st.payments.confirm(user, id, card.into(), idem).await?;
+            let confirmed = st.payments.confirm(UserId(user), id, card.into(), idem, deadline);
+            let payment = confirmed.await?;
             Ok(Reply::new(StatusCode::OK, PaymentDto::from(&payment)))
         },
         |resource| {
@@ -120,6 +125,7 @@ pub async fn cancel(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let _: crate::dto::NoBody = optional_json(&req, &body)?;
-    let id = parse_id(&id, "payment")?;
-    Ok(HttpResponse::Ok().json(PaymentDto::from(&st.payments.cancel(caller.id, id).await?)))
+    let id = PaymentId(parse_id(&id, "payment")?);
+    let payment = st.payments.cancel(UserId(caller.id), id, st.deadline()).await?;
+    Ok(HttpResponse::Ok().json(PaymentDto::from(&payment)))
 }
