@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use prometheus::{IntCounterVec, Opts, Registry};
 
-use mall_db::repo::orders::NewOrder;
 use mall_db::domain::UserId;
+use mall_db::repo::orders::NewOrder;
 use mall_db::{Db, IdGenerator, clock};
 
 use crate::placement::Placer;

@@ -408,7 +408,9 @@ async fn panicking_actor_is_unavailable_then_recovers(cx: &Ctx) {
 
     let crashed = tokio::time::timeout(
         Duration::from_secs(30),
-        node.carts.registry().call(&user, CartCmd::Op(CartOp::Crash)),
+        node.carts
+            .registry()
+            .call(&user, CartCmd::Op(CartOp::Crash)),
     )
     .await
     .expect("a panicking actor answers the caller, it does not hang it");

@@ -40,27 +40,25 @@ impl Kind for Cart {
     type Reply = CartReply;
     const KIND: &'static str = "cart";
 
-    fn load(deps: CartDeps, user_id: i64) -> impl Future<Output = Result<CartState, CartReply>> {
-        async move { load(&deps.db, user_id).await.map_err(|e| Err(e.into())) }
+    async fn load(deps: CartDeps, user_id: i64) -> Result<CartState, CartReply> {
+        load(&deps.db, user_id).await.map_err(|e| Err(e.into()))
     }
 
-    fn turn(
+    async fn turn(
         deps: CartDeps,
         user_id: i64,
         state: CartState,
         cmd: CartCmd,
         answer_by: Option<Instant>,
-    ) -> impl Future<Output = (Option<CartState>, CartReply)> {
-        async move {
-            match cmd {
-                CartCmd::Op(op) => {
-                    let (keep, reply) = execute(&deps.db, user_id, state, op).await;
-                    (keep, reply.map(CartAnswer::Cart).map_err(Into::into))
-                }
-                CartCmd::CheckOut(cmd) => {
-                    let (keep, reply) = check_out(&deps, user_id, state, *cmd, answer_by).await;
-                    (keep, reply.map(|p| CartAnswer::Placed(Box::new(p))))
-                }
+    ) -> (Option<CartState>, CartReply) {
+        match cmd {
+            CartCmd::Op(op) => {
+                let (keep, reply) = execute(&deps.db, user_id, state, op).await;
+                (keep, reply.map(CartAnswer::Cart).map_err(Into::into))
+            }
+            CartCmd::CheckOut(cmd) => {
+                let (keep, reply) = check_out(&deps, user_id, state, *cmd, answer_by).await;
+                (keep, reply.map(|p| CartAnswer::Placed(Box::new(p))))
             }
         }
     }

@@ -85,7 +85,9 @@ impl CartHandle {
         match self.registry.call(&user_id, CartCmd::Op(op)).await? {
             Ok(CartAnswer::Cart(state)) => self.price(state).await,
             Err(CheckoutError::Cart(e)) => Err(e),
-            other => Err(CartError::Internal(format!("a cart operation answered {other:?}"))),
+            other => Err(CartError::Internal(format!(
+                "a cart operation answered {other:?}"
+            ))),
         }
     }
 

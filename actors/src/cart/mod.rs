@@ -7,6 +7,6 @@ pub mod messages;
 pub mod state;
 
 pub use error::CartError;
-pub use messages::{CartAnswer, CartCmd};
 pub use handle::{CartHandle, CartLineView, CartView};
+pub use messages::{CartAnswer, CartCmd};
 pub use state::{CartOp, CartState};

@@ -4,8 +4,8 @@ use mall_db::repo::carts::{LineWrite, StoredCart, StoredLine};
 use mall_db::repo::orders::WantedLine;
 use time::PrimitiveDateTime;
 
-pub use mall_db::domain::cart::{MAX_LINES, MAX_QUANTITY};
 use mall_db::domain::cart::Quantity;
+pub use mall_db::domain::cart::{MAX_LINES, MAX_QUANTITY};
 
 use super::error::CartError;
 

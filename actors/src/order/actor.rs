@@ -46,29 +46,25 @@ impl Kind for Order {
     type Reply = OrderReply;
     const KIND: &'static str = "order";
 
-    fn load(deps: Deps, id: i64) -> impl Future<Output = Result<OrderState, OrderReply>> {
-        async move {
-            match load(&deps, id).await {
-                Ok(Some(state)) => Ok(state),
-                Ok(None) => Err(Err(OrderError::NotFound)),
-                Err(e) => Err(Err(e)),
-            }
+    async fn load(deps: Deps, id: i64) -> Result<OrderState, OrderReply> {
+        match load(&deps, id).await {
+            Ok(Some(state)) => Ok(state),
+            Ok(None) => Err(Err(OrderError::NotFound)),
+            Err(e) => Err(Err(e)),
         }
     }
 
-    fn turn(
+    async fn turn(
         deps: Deps,
         _id: i64,
         state: OrderState,
         cmd: OrderCmd,
         _answer_by: Option<Instant>,
-    ) -> impl Future<Output = (Option<OrderState>, OrderReply)> {
-        async move {
-            match run(&deps, state, cmd).await {
-                Ok((next, answer)) => (Some(next), Ok(answer)),
-                // A refusal may come from finding the order changed underneath: reload next time.
-                Err(e) => (None, Err(e)),
-            }
+    ) -> (Option<OrderState>, OrderReply) {
+        match run(&deps, state, cmd).await {
+            Ok((next, answer)) => (Some(next), Ok(answer)),
+            // A refusal may come from finding the order changed underneath: reload next time.
+            Err(e) => (None, Err(e)),
         }
     }
 
@@ -91,21 +87,22 @@ impl Kind for Order {
         Some(OrderCmd::Wake)
     }
 
-    fn due(
+    async fn due(
         deps: Deps,
         before: time::PrimitiveDateTime,
         limit: i64,
-    ) -> impl Future<Output = Result<Vec<i64>, DbError>> + Send {
-        async move {
-            let mut conn = deps.db.read().await?;
-            let mut due = orders::due(&mut conn, before, limit).await?;
-            due.extend(payments::due(&mut conn, before, limit).await?);
-            due.sort_by_key(|(_, at)| *at);
-            let mut ids: Vec<i64> = due.into_iter().map(|(id, _)| id).collect();
-            let mut seen = std::collections::HashSet::new();
-            ids.retain(|id| seen.insert(*id));
-            Ok(ids)
-        }
+    ) -> Result<Vec<i64>, DbError> {
+        // Its own deadline or a pending session's: either way the order acts on it.
+        let mut conn = deps.db.read().await?;
+        let mut due = orders::due(&mut conn, before, limit).await?;
+        due.extend(payments::due(&mut conn, before, limit).await?);
+        due.sort_by_key(|(_, at)| *at);
+        let mut seen = std::collections::HashSet::new();
+        Ok(due
+            .into_iter()
+            .map(|(id, _)| id)
+            .filter(|id| seen.insert(*id))
+            .collect())
     }
 }
 
@@ -161,15 +158,9 @@ async fn run(
             let mut conn = deps.db.write().await?;
             let note_ref = note.as_ref().map(|n| n.as_deref());
             let version = state.order.0.version;
-            let edited = orders::update_details(
-                &mut conn,
-                id,
-                version,
-                address.as_deref(),
-                note_ref,
-                now,
-            )
-            .await?;
+            let edited =
+                orders::update_details(&mut conn, id, version, address.as_deref(), note_ref, now)
+                    .await?;
             drop(conn);
             match edited {
                 Some(row) => {
@@ -298,7 +289,11 @@ async fn session_turn(
             let (payment, order) = *settled;
             deps.outcomes.order("paid");
             deps.outcomes.payment("succeeded");
-            tracing::info!(payment_id = payment.id, order_id = order.id, "payment succeeded");
+            tracing::info!(
+                payment_id = payment.id,
+                order_id = order.id,
+                "payment succeeded"
+            );
             state.order.0 = order;
             state.sessions[index] = payment.clone();
             let answer = answer(&state, payment);

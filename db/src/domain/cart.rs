@@ -30,7 +30,9 @@ impl Quantity {
     pub fn or_zero(q: i64) -> Result<Option<Quantity>, OutOfRange> {
         match q {
             0 => Ok(None),
-            q => Quantity::new(q).map(Some).map_err(|_| OutOfRange { min: 0 }),
+            q => Quantity::new(q)
+                .map(Some)
+                .map_err(|_| OutOfRange { min: 0 }),
         }
     }
 

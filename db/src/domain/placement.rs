@@ -327,7 +327,10 @@ mod tests {
 
     #[test]
     fn the_first_short_line_by_product_id_is_the_one_reported() {
-        let plan = plan(&[product(1, 0), product(2, 0)], &[order(10, &[(2, 1), (1, 1)])]);
+        let plan = plan(
+            &[product(1, 0), product(2, 0)],
+            &[order(10, &[(2, 1), (1, 1)])],
+        );
         assert!(matches!(
             refusal(&plan, 0),
             Some(Refused::InsufficientStock { product_id: 1, .. })
@@ -338,7 +341,10 @@ mod tests {
     fn an_order_whose_total_overflows_takes_nothing_and_the_next_is_placed() {
         let mut dear = product(1, 10);
         dear.price_cents = i64::MAX;
-        let plan = plan(&[dear, product(2, 1)], &[order(10, &[(1, 2)]), order(11, &[(2, 1)])]);
+        let plan = plan(
+            &[dear, product(2, 1)],
+            &[order(10, &[(1, 2)]), order(11, &[(2, 1)])],
+        );
         assert_eq!(refusal(&plan, 0), Some(&Refused::Overflow(Overflow)));
         assert_eq!(plan.takes, vec![(2, 1)]);
     }

@@ -8,8 +8,8 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::PrimitiveDateTime;
 
 use super::{Page, page_bounds};
-use crate::error::DbError;
 use crate::domain::{CancelReason, OrderStatus, PaymentStatus};
+use crate::error::DbError;
 use crate::models::{OrderItemRow, OrderRow, PaymentRow};
 use crate::pool::DbConn;
 use crate::schema::{order_items, orders, payments, products};

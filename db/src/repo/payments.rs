@@ -6,9 +6,9 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use time::PrimitiveDateTime;
 
 use super::orders::IdempotencyBinding;
+use super::{Page, Rollback, page_bounds};
 use crate::domain::payment::CARD_DECLINED;
 use crate::domain::{OrderStatus, PaymentStatus};
-use super::{Page, Rollback, page_bounds};
 use crate::error::DbError;
 use crate::models::{OrderRow, PaymentRow};
 use crate::pool::DbConn;

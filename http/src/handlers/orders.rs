@@ -189,7 +189,9 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let _: crate::dto::NoBody = optional_json(&req, &body)?;
     let id = parse_id(&id, "order")?;
-    let order = st.orders.cancel(UserId(caller.id), OrderId(id), st.deadline());
+    let order = st
+        .orders
+        .cancel(UserId(caller.id), OrderId(id), st.deadline());
     Ok(HttpResponse::Ok().json(OrderDto::from(&order.await?)))
 }
 

@@ -73,7 +73,10 @@ pub async fn get(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = PaymentId(parse_id(&id, "payment")?);
-    let payment = st.payments.get(UserId(caller.id), id, st.deadline()).await?;
+    let payment = st
+        .payments
+        .get(UserId(caller.id), id, st.deadline())
+        .await?;
     Ok(HttpResponse::Ok().json(PaymentDto::from(&payment)))
 }
 
@@ -100,7 +103,9 @@ pub async fn confirm(
         &req,
         &body,
         |idem| async {
-            let confirmed = st.payments.confirm(UserId(user), id, card.into(), idem, deadline);
+            let confirmed = st
+                .payments
+                .confirm(UserId(user), id, card.into(), idem, deadline);
             let payment = confirmed.await?;
             Ok(Reply::new(StatusCode::OK, PaymentDto::from(&payment)))
         },
@@ -126,6 +131,9 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let _: crate::dto::NoBody = optional_json(&req, &body)?;
     let id = PaymentId(parse_id(&id, "payment")?);
-    let payment = st.payments.cancel(UserId(caller.id), id, st.deadline()).await?;
+    let payment = st
+        .payments
+        .cancel(UserId(caller.id), id, st.deadline())
+        .await?;
     Ok(HttpResponse::Ok().json(PaymentDto::from(&payment)))
 }
