@@ -13,6 +13,7 @@ use mall_actors::checkout::CheckoutError;
 use mall_actors::order::OrderError;
 use mall_actors::payment::PaymentError;
 use mall_db::DbError;
+use mall_db::domain::placement::Refused;
 
 /// Seconds a client should wait before retrying after a 503.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
@@ -337,13 +338,13 @@ impl From<OrderError> for ApiError {
         match e {
             OrderError::NotFound => ApiError::not_found("order"),
             OrderError::InvalidState(why) => ApiError::new(ErrorCode::InvalidState, why),
-            OrderError::ProductNotFound(id) => {
+            OrderError::Refused(Refused::ProductNotFound(id)) => {
                 ApiError::not_found("product").with_detail("product_id", id.to_string())
             }
-            OrderError::InsufficientStock {
+            OrderError::Refused(Refused::InsufficientStock {
                 product_id,
                 available,
-            } => ApiError::new(
+            }) => ApiError::new(
                 ErrorCode::InsufficientStock,
                 format!("only {available} of product {product_id} available"),
             )
@@ -353,6 +354,7 @@ impl From<OrderError> for ApiError {
                 tracing::warn!(error = %why, "orders unavailable");
                 ApiError::unavailable("orders are unavailable, retry shortly")
             }
+            OrderError::Refused(overflow @ Refused::Overflow(_)) => ApiError::internal(&overflow),
             OrderError::Payment(e) => e.into(),
             OrderError::Internal(why) => ApiError::internal(&why),
         }

@@ -172,7 +172,8 @@ async fn check_out(
                 Ok(fresh) => state = fresh,
                 Err(e) => return (None, Err(e.into())),
             },
-            Err(e @ (PlaceError::ProductNotFound(_) | PlaceError::InsufficientStock { .. })) => {
+            // The cart is as it was: keep it cached.
+            Err(e @ PlaceError::Refused(_)) => {
                 return (Some(state), Err(CheckoutError::Order(e.into())));
             }
             Err(e) => return (None, Err(CheckoutError::Order(e.into()))),

@@ -2,6 +2,7 @@
 //! fail with.
 
 use mall_db::domain::NotAllowed;
+use mall_db::domain::placement::Refused;
 
 use crate::payment::PaymentError;
 use crate::runtime::RuntimeError;
@@ -15,17 +16,9 @@ pub enum OrderError {
     /// The order's status does not allow it.
     #[error("{0}")]
     InvalidState(String),
-    /// A line names an unknown or deleted product.
-    #[error("product {0} not found")]
-    ProductNotFound(i64),
-    /// A line wants more than there is.
-    #[error("product {product_id}: only {available} available")]
-    InsufficientStock {
-        /// The product short of stock.
-        product_id: i64,
-        /// What it has.
-        available: i64,
-    },
+    /// The placement refused the new order (a product missing or short, a total too large).
+    #[error(transparent)]
+    Refused(#[from] Refused),
     /// A command to one of its payment sessions was refused (the order owns its sessions).
     #[error(transparent)]
     Payment(#[from] PaymentError),
@@ -62,20 +55,12 @@ impl From<mall_db::repo::placements::PlaceError> for OrderError {
     fn from(e: mall_db::repo::placements::PlaceError) -> Self {
         use mall_db::repo::placements::PlaceError;
         match e {
-            PlaceError::ProductNotFound(id) => OrderError::ProductNotFound(id),
-            PlaceError::InsufficientStock {
-                product_id,
-                available,
-            } => OrderError::InsufficientStock {
-                product_id,
-                available,
-            },
+            PlaceError::Refused(refused) => OrderError::Refused(refused),
             PlaceError::CartChanged => {
                 OrderError::Unavailable("the cart changed during the checkout; retry".into())
             }
             // The request gave up and its key was released: the answer it got (503) stands.
             PlaceError::KeyNotHeld => OrderError::Unavailable(e.to_string()),
-            PlaceError::Overflow(overflow) => OrderError::Internal(overflow.to_string()),
             PlaceError::Db(db) => db.into(),
         }
     }

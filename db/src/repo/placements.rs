@@ -17,7 +17,6 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
 use super::orders::OrderWithItems;
-use crate::domain::money::Overflow;
 use crate::domain::placement::{Refused, plan};
 use crate::error::DbError;
 use crate::models::{OrderItemRow, OrderRow, PaymentRow};
@@ -42,17 +41,9 @@ pub struct Placed {
 /// Why an order was not placed (nothing of it was written).
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceError {
-    /// A line names a product that does not exist or was deleted.
-    #[error("product {0} not found")]
-    ProductNotFound(i64),
-    /// A line wants more than is left.
-    #[error("product {product_id}: only {available} available")]
-    InsufficientStock {
-        /// The product short of stock.
-        product_id: i64,
-        /// What is left of it for this order.
-        available: i64,
-    },
+    /// The plan refused the order (a product missing, short of stock, or a total too large).
+    #[error(transparent)]
+    Refused(#[from] Refused),
     /// The checkout's cart was not at the version it read (another writer changed it).
     #[error("the cart changed")]
     CartChanged,
@@ -60,28 +51,9 @@ pub enum PlaceError {
     /// was released, or another attempt of the same request bound it first.
     #[error("the Idempotency-Key is no longer held for this order")]
     KeyNotHeld,
-    /// A total left `i64` (impossible within the API's bounds: a bug or an old row).
-    #[error(transparent)]
-    Overflow(#[from] Overflow),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
-}
-
-impl From<Refused> for PlaceError {
-    fn from(r: Refused) -> Self {
-        match r {
-            Refused::ProductNotFound(id) => PlaceError::ProductNotFound(id),
-            Refused::InsufficientStock {
-                product_id,
-                available,
-            } => PlaceError::InsufficientStock {
-                product_id,
-                available,
-            },
-            Refused::Overflow(o) => PlaceError::Overflow(o),
-        }
-    }
 }
 
 /// How often a batch is retried when a product's stock moved between the read and the write

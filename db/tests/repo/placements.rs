@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use futures_util::future::join_all;
+use mall_db::domain::placement::Refused;
 use mall_db::domain::{CancelReason, OrderStatus, PaymentStatus};
 use mall_db::models::NewProduct;
 use mall_db::repo::carts::{self, LineWrite, StoredLine, WriteOutcome};
@@ -121,10 +122,10 @@ async fn a_batch_places_every_order_the_stock_covers(db: &Db) {
     assert_eq!(first.payment, None);
     placed(&answers[1]);
     match &answers[2] {
-        Err(PlaceError::InsufficientStock {
+        Err(PlaceError::Refused(Refused::InsufficientStock {
             product_id,
             available,
-        }) => {
+        })) => {
             assert_eq!((*product_id, *available), (a, 1));
         }
         other => panic!("expected insufficient stock, got {other:?}"),
@@ -155,8 +156,12 @@ async fn unknown_and_deleted_products_refuse_only_their_order(db: &Db) {
         order(user, &[(live, 1)]),
     ];
     let answers = place(db, &batch).await;
-    assert!(matches!(answers[0], Err(PlaceError::ProductNotFound(id)) if id == deleted));
-    assert!(matches!(answers[1], Err(PlaceError::ProductNotFound(id)) if id == unknown));
+    assert!(
+        matches!(answers[0], Err(PlaceError::Refused(Refused::ProductNotFound(id))) if id == deleted)
+    );
+    assert!(
+        matches!(answers[1], Err(PlaceError::Refused(Refused::ProductNotFound(id))) if id == unknown)
+    );
     placed(&answers[2]);
     assert_eq!(stock(db, live).await, 2);
     assert_eq!(stock(db, deleted).await, 3);
@@ -328,7 +333,7 @@ async fn idempotency_keys_are_bound_to_what_was_placed(db: &Db) {
     placed(&answers[0]);
     assert!(matches!(
         answers[1],
-        Err(PlaceError::InsufficientStock { .. })
+        Err(PlaceError::Refused(Refused::InsufficientStock { .. }))
     ));
     // The first key now names what it made (a retry renders that); the refused one, nothing.
     let mut conn = rd(db).await;
@@ -362,7 +367,12 @@ async fn concurrent_batches_never_oversell(db: &Db) {
     let ok = answers.iter().filter(|a| a.is_ok()).count();
     let short = answers
         .iter()
-        .filter(|a| matches!(a, Err(PlaceError::InsufficientStock { .. })))
+        .filter(|a| {
+            matches!(
+                a,
+                Err(PlaceError::Refused(Refused::InsufficientStock { .. }))
+            )
+        })
         .count();
     assert_eq!(
         (ok, short),
@@ -394,7 +404,7 @@ async fn two_writers_on_one_sqlite_file_take_turns() {
     let failed: Vec<String> = answers
         .iter()
         .filter_map(|a| match a {
-            Err(PlaceError::InsufficientStock { .. }) | Ok(_) => None,
+            Err(PlaceError::Refused(Refused::InsufficientStock { .. })) | Ok(_) => None,
             Err(e) => Some(e.to_string()),
         })
         .collect();
@@ -492,7 +502,7 @@ async fn a_total_past_i64_is_refused_not_capped(db: &Db) {
     set_raw(db, huge, Some(i64::MAX / 2 + 1), None).await;
     let answers = place(db, &[order(user, &[(huge, 2)]), order(user, &[(fine, 1)])]).await;
     assert!(
-        matches!(answers[0], Err(PlaceError::Overflow(_))),
+        matches!(answers[0], Err(PlaceError::Refused(Refused::Overflow(_)))),
         "{:?}",
         answers[0]
     );
