@@ -16,6 +16,7 @@ use std::time::Instant;
 use mall_db::domain::payment::PaymentEvent;
 use mall_db::domain::{CancelReason, Charge, OrderEvent, OrderStatus, PaymentStatus};
 use mall_db::models::PaymentRow;
+use mall_db::repo::deadlines::{self, Deadline};
 use mall_db::repo::orders::{self, OrderWithItems};
 use mall_db::repo::payments::{self, Opened, Settled};
 use mall_db::{DbError, clock};
@@ -94,8 +95,8 @@ impl Kind for Order {
     ) -> Result<Vec<i64>, DbError> {
         // Its own deadline or a pending session's: either way the order acts on it.
         let mut conn = deps.db.read().await?;
-        let mut due = orders::due(&mut conn, before, limit).await?;
-        due.extend(payments::due(&mut conn, before, limit).await?);
+        let mut due = deadlines::due(&mut conn, Deadline::Orders, before, limit).await?;
+        due.extend(deadlines::due(&mut conn, Deadline::Sessions, before, limit).await?);
         due.sort_by_key(|(_, at)| *at);
         let mut seen = std::collections::HashSet::new();
         Ok(due

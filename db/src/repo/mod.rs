@@ -1,6 +1,7 @@
 //! Repositories: async functions that take a `&mut DbConn` and run one unit of work on it.
 
 pub mod carts;
+pub mod deadlines;
 pub mod idempotency;
 pub mod orders;
 pub mod payments;

@@ -171,21 +171,6 @@ pub async fn cancel(
     }).await)
 }
 
-/// Pending orders whose deadline is before `before`, soonest first (at most `limit`).
-pub async fn due(
-    conn: &mut DbConn,
-    before: PrimitiveDateTime,
-    limit: i64,
-) -> Result<Vec<(i64, PrimitiveDateTime)>, DbError> {
-    let q = orders::table
-        .filter(orders::status.eq(OrderStatus::PendingPayment))
-        .filter(orders::expires_at.le(before))
-        .order(orders::expires_at.asc())
-        .limit(limit)
-        .select((orders::id, orders::expires_at));
-    Ok(with_conn!(conn, c => q.load(c).await)?)
-}
-
 /// The user's pending orders (to cancel when the account closes).
 pub async fn pending_of_user(conn: &mut DbConn, user_id: i64) -> Result<Vec<i64>, DbError> {
     let q = orders::table

@@ -281,19 +281,3 @@ pub async fn close(
         with_conn!(conn, c => q.returning(PaymentRow::as_returning()).get_result(c).await.optional())?,
     )
 }
-
-/// The orders of pending sessions whose deadline is before `before`, with that deadline,
-/// soonest first (at most `limit`): the order owns the session and acts on its deadline.
-pub async fn due(
-    conn: &mut DbConn,
-    before: PrimitiveDateTime,
-    limit: i64,
-) -> Result<Vec<(i64, PrimitiveDateTime)>, DbError> {
-    let q = payments::table
-        .filter(payments::status.eq(PaymentStatus::Pending))
-        .filter(payments::expires_at.le(before))
-        .order(payments::expires_at.asc())
-        .limit(limit)
-        .select((payments::order_id, payments::expires_at));
-    Ok(with_conn!(conn, c => q.load(c).await)?)
-}
