@@ -14,7 +14,7 @@ use crate::checkout::CheckoutError;
 /// Place the whole cart as an order, open its payment session (charged when `charge` says so)
 /// and empty the cart, all in one transaction, inside one turn of the cart (so nothing is added
 /// to the cart meanwhile).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckOut {
     /// The order's id, address, note and deadline (its lines are the cart's).
     pub order: NewOrder,
@@ -30,8 +30,8 @@ pub struct CheckOut {
     pub charge: Option<Charge>,
 }
 
-/// A message to a cart.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A message to a cart: plain data that serialises (it may one day cross nodes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CartCmd {
     /// Change or read it.
     Op(CartOp),

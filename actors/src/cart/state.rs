@@ -25,7 +25,7 @@ pub struct CartState {
 }
 
 /// An operation on a cart.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CartOp {
     /// Make sure the cart exists.
     Create,

@@ -10,8 +10,9 @@ use mall_db::repo::orders::{IdempotencyBinding, OrderWithItems};
 
 use super::error::OrderError;
 
-/// What an order is asked. `by` is the caller where ownership matters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What an order is asked. `by` is the caller where ownership matters. Plain data that
+/// serialises, so a command can one day be forwarded to the node owning the order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OrderCmd {
     /// Read it.
     Get,
@@ -56,7 +57,7 @@ pub enum OrderCmd {
 }
 
 /// What to do with a payment session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SessionAct {
     /// Read it.
     Get,
@@ -99,4 +100,49 @@ pub type OrderReply = Result<OrderAnswer, OrderError>;
 
 impl Message for OrderCmd {
     type Result = OrderReply;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_plain_data_that_survive_a_round_trip() {
+        let now = mall_db::clock::now();
+        let cmds = [
+            OrderCmd::Cancel {
+                by: Some(UserId(7)),
+                reason: CancelReason::AccountClosed,
+            },
+            OrderCmd::OpenSession {
+                by: UserId(7),
+                session: PaymentId(9),
+                expires_at: now,
+                idem: Some(IdempotencyBinding {
+                    user_id: 7,
+                    key: "k-1".into(),
+                }),
+            },
+            OrderCmd::Session {
+                by: UserId(7),
+                session: PaymentId(9),
+                act: SessionAct::Confirm {
+                    charge: Charge::Declined {
+                        last4: "0002".into(),
+                    },
+                    idem: None,
+                },
+            },
+        ];
+        for cmd in cmds {
+            let json = serde_json::to_string(&cmd).unwrap();
+            assert_eq!(
+                serde_json::from_str::<OrderCmd>(&json).unwrap(),
+                cmd,
+                "{json}"
+            );
+        }
+        let json = serde_json::to_string(&CancelReason::AccountClosed).unwrap();
+        assert_eq!(json, r#""account_closed""#);
+    }
 }

@@ -26,7 +26,7 @@ text_enum!(
 );
 
 /// What the card gateway answered for one card.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Charge {
     /// The money moved.
     Approved {

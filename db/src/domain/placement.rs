@@ -16,7 +16,7 @@ use super::payment::{Charge, SessionBirth};
 use crate::models::{OrderItemRow, OrderRow, PaymentRow};
 
 /// A line to buy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WantedLine {
     /// The product.
     pub product_id: i64,
@@ -25,7 +25,7 @@ pub struct WantedLine {
 }
 
 /// An order to create: what the caller fixed before the placement (the rest is decided here).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewOrder {
     /// Its id.
     pub id: i64,
@@ -40,7 +40,7 @@ pub struct NewOrder {
 }
 
 /// A key to bind to what a request created, inside the same transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IdempotencyBinding {
     /// The caller.
     pub user_id: i64,
@@ -49,7 +49,7 @@ pub struct IdempotencyBinding {
 }
 
 /// One order to place.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Placement {
     /// The order's id, buyer, address, note and deadline.
     pub order: NewOrder,
@@ -65,7 +65,7 @@ pub struct Placement {
 
 /// The rest of a checkout: the buyer's cart is emptied and a payment session opened (and, when a
 /// card came with the checkout, charged) with the order, so a purchase is one commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckoutPart {
     /// The cart must still be at this version (it holds exactly the order's lines).
     pub cart_version: i64,

@@ -1,6 +1,6 @@
 //! Enums stored as `TEXT` (with a `CHECK` listing the same words): one macro gives each its
-//! stored spelling, its parser, and its Diesel mapping on both backends, so a status is spelled
-//! once.
+//! stored spelling, its parser, its Diesel mapping on both backends and its serde form (the same
+//! word), so a status is spelled once.
 
 /// Declares a `Copy` enum stored as `TEXT`: `text_enum!(Name { Variant => "word", ... })`.
 macro_rules! text_enum {
@@ -35,6 +35,21 @@ macro_rules! text_enum {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                $name::parse(&s).ok_or_else(|| {
+                    serde::de::Error::custom(format!(concat!("unknown ", stringify!($name), " {:?}"), s))
+                })
             }
         }
 
