@@ -13,13 +13,12 @@ use std::time::Instant;
 
 use mall_db::clock;
 use mall_db::domain::UserId;
-use mall_db::models::PaymentRow;
-use mall_db::repo::orders::{IdempotencyBinding, OrderWithItems};
+use mall_db::repo::orders::IdempotencyBinding;
 
 use crate::cart::messages::CheckOut;
 use crate::cart::{CartError, CartHandle};
 use crate::deps::Deps;
-use crate::order::{OrderError, OrderHandle};
+use crate::order::{OrderError, OrderHandle, OrderView, PaymentView};
 use crate::payment::{Card, PaymentError, PaymentHandle, check_card, gateway};
 
 /// Why a checkout did not happen.
@@ -75,7 +74,7 @@ impl Checkout {
         card: Option<Card>,
         idem: Option<IdempotencyBinding>,
         answer_by: Instant,
-    ) -> Result<(OrderWithItems, PaymentRow), CheckoutError> {
+    ) -> Result<(OrderView, PaymentView), CheckoutError> {
         let charge = match &card {
             Some(card) => {
                 check_card(card)?;
@@ -98,6 +97,6 @@ impl Checkout {
             PaymentError::Internal("checkout placed an order without its session".into())
         })?;
         self.payments.opened(&payment);
-        Ok((placed.order, payment))
+        Ok((OrderView::from(&placed.order), PaymentView::from(&payment)))
     }
 }

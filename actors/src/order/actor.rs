@@ -23,6 +23,7 @@ use mall_db::{DbError, clock};
 
 use super::error::OrderError;
 use super::messages::{OrderAnswer, OrderCmd, OrderReply, SessionAct};
+use super::view::PaymentView;
 use crate::deps::Deps;
 use crate::payment::PaymentError;
 use crate::runtime::{Kind, RuntimeError};
@@ -150,7 +151,7 @@ async fn run(
     let id = state.order.0.id;
     match cmd {
         OrderCmd::Get => {
-            let answer = OrderAnswer::of(state.order.clone());
+            let answer = OrderAnswer::of(&state);
             Ok((state, answer))
         }
         OrderCmd::Edit { by, address, note } => {
@@ -166,7 +167,7 @@ async fn run(
             match edited {
                 Some(row) => {
                     state.order.0 = row;
-                    let answer = OrderAnswer::of(state.order.clone());
+                    let answer = OrderAnswer::of(&state);
                     Ok((state, answer))
                 }
                 None => changed_under_us(deps, id, OrderEvent::EditDetails).await,
@@ -182,7 +183,7 @@ async fn run(
             if status_of(&state).is_due(state.order.0.expires_at, now) {
                 cancel(deps, state, CancelReason::Expired, now).await
             } else {
-                let answer = OrderAnswer::of(state.order.clone());
+                let answer = OrderAnswer::of(&state);
                 Ok((state, answer))
             }
         }
@@ -218,9 +219,9 @@ async fn run(
                 }
             };
             let answer = OrderAnswer {
-                order: state.order.clone(),
-                session: Some(row),
+                session: Some(PaymentView::from(&row)),
                 created,
+                ..OrderAnswer::of(&state)
             };
             Ok((state, answer))
         }
@@ -245,9 +246,8 @@ async fn session_turn(
 ) -> Result<(OrderState, OrderAnswer), OrderError> {
     let row = state.sessions[index].clone();
     let answer = |state: &OrderState, row: PaymentRow| OrderAnswer {
-        order: state.order.clone(),
-        session: Some(row),
-        created: false,
+        session: Some(PaymentView::from(&row)),
+        ..OrderAnswer::of(state)
     };
     let confirm = match act {
         SessionAct::Get => {
@@ -279,7 +279,7 @@ async fn session_turn(
             .await?
             .ok_or_else(not_pending)?;
         deps.outcomes.payment("declined");
-        return Err(PaymentError::Declined(Box::new(declined)).into());
+        return Err(PaymentError::Declined(Box::new(PaymentView::from(&declined))).into());
     }
     status_of(&state).on(OrderEvent::Pay)?;
     let mut conn = deps.db.write().await?;
@@ -364,6 +364,6 @@ async fn cancel(
             *mine = s;
         }
     }
-    let answer = OrderAnswer::of(state.order.clone());
+    let answer = OrderAnswer::of(&state);
     Ok((state, answer))
 }

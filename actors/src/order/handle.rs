@@ -5,14 +5,14 @@ use std::time::Instant;
 
 use mall_db::clock;
 use mall_db::domain::{CancelReason, OrderId, OrderStatus, UserId};
-use mall_db::models::PaymentRow;
-use mall_db::repo::orders::{self, IdempotencyBinding, OrderWithItems, WantedLine};
+use mall_db::repo::orders::{self, IdempotencyBinding, WantedLine};
 use mall_db::repo::placements::{Placed, Placement};
 use mall_db::repo::{Page, payments};
 
 use super::actor::Order;
 use super::error::OrderError;
 use super::messages::{OrderAnswer, OrderCmd};
+use super::view::{OrderView, PaymentView, page_of};
 use crate::deps::Deps;
 use crate::runtime::{Host, Registry, RuntimeConfig, RuntimeMetrics};
 
@@ -65,7 +65,7 @@ impl OrderHandle {
         note: Option<String>,
         idem: Option<IdempotencyBinding>,
         answer_by: Instant,
-    ) -> Result<OrderWithItems, OrderError> {
+    ) -> Result<OrderView, OrderError> {
         let now = clock::now();
         let placement = Placement {
             order: self.deps.new_order(user, address, note, now),
@@ -76,7 +76,7 @@ impl OrderHandle {
         };
         let placed = self.deps.placer.place(placement, answer_by).await?;
         self.placed(&placed);
-        Ok(placed.order)
+        Ok(OrderView::from(&placed.order))
     }
 
     /// What follows an order's placement (here or by checkout): it is counted and the stock
@@ -105,9 +105,9 @@ impl OrderHandle {
         viewer: Viewer,
         id: OrderId,
         answer_by: Instant,
-    ) -> Result<OrderWithItems, OrderError> {
+    ) -> Result<OrderView, OrderError> {
         let order = self.call(id, OrderCmd::Get, answer_by).await?.order;
-        if order.0.user_id != viewer.user.get() && !viewer.admin {
+        if order.user != viewer.user && !viewer.admin {
             return Err(OrderError::NotFound);
         }
         Ok(order)
@@ -120,9 +120,10 @@ impl OrderHandle {
         status: Option<OrderStatus>,
         page: u32,
         page_size: u32,
-    ) -> Result<Page<OrderWithItems>, OrderError> {
+    ) -> Result<Page<OrderView>, OrderError> {
         let mut conn = self.deps.db.read().await?;
-        Ok(orders::list_for_user(&mut conn, user.get(), status, page, page_size).await?)
+        let found = orders::list_for_user(&mut conn, user.get(), status, page, page_size).await?;
+        Ok(page_of(found))
     }
 
     /// Changes a pending order's address and/or note.
@@ -133,7 +134,7 @@ impl OrderHandle {
         address: Option<String>,
         note: Option<Option<String>>,
         answer_by: Instant,
-    ) -> Result<OrderWithItems, OrderError> {
+    ) -> Result<OrderView, OrderError> {
         let cmd = OrderCmd::Edit {
             by: user,
             address,
@@ -148,7 +149,7 @@ impl OrderHandle {
         user: UserId,
         id: OrderId,
         answer_by: Instant,
-    ) -> Result<OrderWithItems, OrderError> {
+    ) -> Result<OrderView, OrderError> {
         let cmd = OrderCmd::Cancel {
             by: Some(user),
             reason: CancelReason::User,
@@ -187,9 +188,10 @@ impl OrderHandle {
         page: u32,
         page_size: u32,
         answer_by: Instant,
-    ) -> Result<Page<PaymentRow>, OrderError> {
+    ) -> Result<Page<PaymentView>, OrderError> {
         self.get(viewer, id, answer_by).await?;
         let mut conn = self.deps.db.read().await?;
-        Ok(payments::list_for_order(&mut conn, id.get(), page, page_size).await?)
+        let found = payments::list_for_order(&mut conn, id.get(), page, page_size).await?;
+        Ok(page_of(found))
     }
 }

@@ -5,10 +5,10 @@ use actix::Message;
 use time::PrimitiveDateTime;
 
 use mall_db::domain::{CancelReason, Charge, PaymentId, UserId};
-use mall_db::models::PaymentRow;
-use mall_db::repo::orders::{IdempotencyBinding, OrderWithItems};
+use mall_db::repo::orders::IdempotencyBinding;
 
 use super::error::OrderError;
+use super::view::{OrderView, PaymentView};
 
 /// What an order is asked. `by` is the caller where ownership matters. Plain data that
 /// serialises, so a command can one day be forwarded to the node owning the order.
@@ -77,18 +77,18 @@ pub enum SessionAct {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderAnswer {
     /// The order and its lines.
-    pub order: OrderWithItems,
+    pub order: OrderView,
     /// The session acted on.
-    pub session: Option<PaymentRow>,
+    pub session: Option<PaymentView>,
     /// True when `OpenSession` opened a new session.
     pub created: bool,
 }
 
 impl OrderAnswer {
     /// The order alone.
-    pub(crate) fn of(order: OrderWithItems) -> Self {
+    pub(crate) fn of(state: &super::actor::OrderState) -> Self {
         OrderAnswer {
-            order,
+            order: OrderView::from(&state.order),
             session: None,
             created: false,
         }

@@ -5,8 +5,10 @@ pub mod actor;
 pub mod error;
 pub mod handle;
 pub mod messages;
+pub mod view;
 
 pub use error::OrderError;
 pub use handle::{OrderHandle, Viewer};
 pub use mall_db::domain::{CancelReason, OrderStatus};
 pub use messages::{OrderAnswer, OrderCmd};
+pub use view::{LineView, OrderView, PaymentView};

@@ -1,7 +1,5 @@
 //! `PaymentError`: everything a payment operation can refuse or fail with.
 
-use mall_db::models::PaymentRow;
-
 use crate::runtime::RuntimeError;
 
 /// Why a payment operation did not happen.
@@ -18,7 +16,7 @@ pub enum PaymentError {
     InvalidCard(&'static str, &'static str),
     /// The issuer declined; the session (still pending) is attached.
     #[error("card declined")]
-    Declined(Box<PaymentRow>),
+    Declined(Box<crate::order::PaymentView>),
     /// The database or an actor did not answer; retry later.
     #[error("payments unavailable: {0}")]
     Unavailable(String),

@@ -13,7 +13,7 @@ use super::error::PaymentError;
 use super::gateway::{self, Card};
 use crate::deps::Deps;
 use crate::order::messages::{OrderCmd, SessionAct};
-use crate::order::{OrderError, OrderHandle};
+use crate::order::{OrderError, OrderHandle, PaymentView};
 
 /// Routes payment operations to the orders that own the sessions.
 #[derive(Clone)]
@@ -48,7 +48,7 @@ impl PaymentHandle {
         order: OrderId,
         idem: Option<IdempotencyBinding>,
         answer_by: Instant,
-    ) -> Result<(PaymentRow, bool), PaymentError> {
+    ) -> Result<(PaymentView, bool), PaymentError> {
         let cmd = OrderCmd::OpenSession {
             by: user,
             session: PaymentId(self.deps.ids.next_id()),
@@ -84,7 +84,7 @@ impl PaymentHandle {
         id: PaymentId,
         act: SessionAct,
         answer_by: Instant,
-    ) -> Result<PaymentRow, PaymentError> {
+    ) -> Result<PaymentView, PaymentError> {
         let order = {
             let mut conn = self.deps.db.read().await?;
             payments::order_of(&mut conn, id.get()).await?
@@ -107,7 +107,7 @@ impl PaymentHandle {
         user: UserId,
         id: PaymentId,
         answer_by: Instant,
-    ) -> Result<PaymentRow, PaymentError> {
+    ) -> Result<PaymentView, PaymentError> {
         self.session(user, id, SessionAct::Get, answer_by).await
     }
 
@@ -119,7 +119,7 @@ impl PaymentHandle {
         card: Card,
         idem: Option<IdempotencyBinding>,
         answer_by: Instant,
-    ) -> Result<PaymentRow, PaymentError> {
+    ) -> Result<PaymentView, PaymentError> {
         check_card(&card)?;
         let charge = gateway::charge(&card);
         let act = SessionAct::Confirm { charge, idem };
@@ -132,7 +132,7 @@ impl PaymentHandle {
         user: UserId,
         id: PaymentId,
         answer_by: Instant,
-    ) -> Result<PaymentRow, PaymentError> {
+    ) -> Result<PaymentView, PaymentError> {
         self.session(user, id, SessionAct::Cancel, answer_by).await
     }
 }

@@ -3,8 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use mall_db::models::PaymentRow;
-use mall_db::repo::orders::OrderWithItems;
+use mall_actors::order::{OrderView, PaymentView};
 
 use super::{present, stored_time};
 use crate::error::ApiError;
@@ -224,16 +223,17 @@ pub struct OrderDto {
     pub cancel_reason: Option<String>,
 }
 
-impl From<&OrderWithItems> for OrderDto {
-    fn from((o, items): &OrderWithItems) -> Self {
+impl From<&OrderView> for OrderDto {
+    fn from(o: &OrderView) -> Self {
         OrderDto {
             id: o.id.to_string(),
-            user_id: o.user_id.to_string(),
+            user_id: o.user.to_string(),
             status: o.status.to_string(),
-            items: items
+            items: o
+                .lines
                 .iter()
                 .map(|i| OrderItemDto {
-                    product_id: i.product_id.to_string(),
+                    product_id: i.product.to_string(),
                     name: i.name.clone(),
                     unit_price_cents: i.unit_price_cents,
                     quantity: i.quantity,
@@ -280,11 +280,11 @@ pub struct PaymentDto {
     pub cancelled_at: Option<String>,
 }
 
-impl From<&PaymentRow> for PaymentDto {
-    fn from(p: &PaymentRow) -> Self {
+impl From<&PaymentView> for PaymentDto {
+    fn from(p: &PaymentView) -> Self {
         PaymentDto {
             id: p.id.to_string(),
-            order_id: p.order_id.to_string(),
+            order_id: p.order.to_string(),
             amount_cents: p.amount_cents,
             status: p.status.to_string(),
             card_last4: p.card_last4.clone(),
