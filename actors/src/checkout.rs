@@ -9,7 +9,7 @@
 //! stock refuses leaves nothing to release; a real gateway would authorise here and capture or
 //! void once the placement answers.
 
-use std::time::Instant;
+use crate::runtime::Deadline;
 
 use mall_db::clock;
 use mall_db::domain::UserId;
@@ -73,7 +73,7 @@ impl Checkout {
         note: Option<String>,
         card: Option<Card>,
         idem: Option<IdempotencyBinding>,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<(OrderView, PaymentView), CheckoutError> {
         let charge = match &card {
             Some(card) => {

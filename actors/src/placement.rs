@@ -9,7 +9,6 @@
 //! the desk runs a single lane.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::FutureExt;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
@@ -18,6 +17,8 @@ use tracing::Instrument as _;
 
 use mall_db::repo::placements::{self, PlaceError, Placed, Placement};
 use mall_db::{Db, DbError};
+
+use crate::runtime::Deadline;
 
 /// How the desk is laid out.
 #[derive(Debug, Clone)]
@@ -79,7 +80,7 @@ impl PlacementMetrics {
 
 struct Job {
     placement: Placement,
-    answer_by: Instant,
+    answer_by: Deadline,
     reply: oneshot::Sender<Result<Placed, PlaceError>>,
     /// The caller's span: the batch's parent (the first job's) or a link (the others').
     span: tracing::Span,
@@ -149,7 +150,7 @@ impl Placer {
     pub async fn place(
         &self,
         placement: Placement,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<Placed, PlaceError> {
         let (reply, answer) = oneshot::channel();
         let lane = self.lane_of(&placement);
@@ -160,7 +161,7 @@ impl Placer {
             span: tracing::Span::current(),
         };
         self.metrics.waiting.inc();
-        match tokio::time::timeout_at(answer_by.into(), lane.send(job)).await {
+        match tokio::time::timeout_at(answer_by.instant().into(), lane.send(job)).await {
             Ok(Ok(())) => self.metrics.handed_in.inc(),
             Ok(Err(_)) => {
                 self.metrics.waiting.dec();
@@ -171,7 +172,7 @@ impl Placer {
                 return Err(unavailable("timed out handing in the order"));
             }
         }
-        match tokio::time::timeout_at(answer_by.into(), answer).await {
+        match tokio::time::timeout_at(answer_by.instant().into(), answer).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(unavailable("the order was not placed")),
             Err(_) => Err(unavailable("timed out waiting for the order to be placed")),
@@ -198,8 +199,7 @@ async fn run_lane(
         let conn = db.write().await;
         // Only now, with the connection in hand: a caller that gave up meanwhile was answered
         // 503 already, and its order must not be placed behind its back.
-        let now = Instant::now();
-        jobs.retain(|j| !j.reply.is_closed() && now < j.answer_by);
+        jobs.retain(|j| !j.reply.is_closed() && !j.answer_by.passed());
         if jobs.is_empty() {
             continue;
         }

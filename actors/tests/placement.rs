@@ -6,7 +6,9 @@
     reason = "test code: a panic is a failed test, with its reason"
 )]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use mall_actors::runtime::Deadline;
 
 use mall_actors::placement::{PlacementConfig, Placer};
 use mall_db::models::{NewProduct, NewUser};
@@ -149,8 +151,8 @@ impl Desk {
 }
 
 /// A deadline `secs` from now.
-fn in_secs(secs: u64) -> Instant {
-    Instant::now() + Duration::from_secs(secs)
+fn in_secs(secs: u64) -> Deadline {
+    Deadline::after(Duration::from_secs(secs))
 }
 
 /// Lets the other tasks on this thread run until `done` holds.
@@ -197,7 +199,7 @@ async fn an_order_whose_caller_gave_up_is_not_placed(desk: Desk) {
     let order = desk.order();
     let id = order.order.id;
     match placer
-        .place(order, Instant::now() + Duration::from_millis(200))
+        .place(order, Deadline::after(Duration::from_millis(200)))
         .await
     {
         Err(PlaceError::Db(DbError::Unavailable(_))) => {}

@@ -110,8 +110,9 @@ pub fn token_service(config: &Config) -> Result<TokenService, StartupError> {
 impl AppState {
     /// The deadline of a request starting now: its every hop (actor, placement lane) gives up
     /// by then, so nothing it started takes effect after it was answered 503.
-    pub fn deadline(&self) -> std::time::Instant {
-        std::time::Instant::now() + Duration::from_millis(self.config.actors.call_timeout_ms)
+    pub fn deadline(&self) -> mall_actors::runtime::Deadline {
+        let timeout = Duration::from_millis(self.config.actors.call_timeout_ms);
+        mall_actors::runtime::Deadline::after(timeout)
     }
 
     /// Builds the state: opens the pools, loads the policy, starts the actor registries.

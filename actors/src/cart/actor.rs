@@ -4,7 +4,7 @@
 //! emptied in one transaction, so a line added meanwhile waits for the next turn and stays in
 //! the cart.
 
-use std::time::Instant;
+use crate::runtime::Deadline;
 
 use mall_db::repo::carts::{self, WriteOutcome};
 use mall_db::repo::placements::{CheckoutPart, PlaceError, Placement};
@@ -49,7 +49,7 @@ impl Kind for Cart {
         user_id: i64,
         state: CartState,
         cmd: CartCmd,
-        answer_by: Option<Instant>,
+        answer_by: Option<Deadline>,
     ) -> (Option<CartState>, CartReply) {
         match cmd {
             CartCmd::Op(op) => {
@@ -136,7 +136,7 @@ async fn check_out(
     user_id: i64,
     mut state: CartState,
     cmd: CheckOut,
-    answer_by: Option<Instant>,
+    answer_by: Option<Deadline>,
 ) -> (
     Option<CartState>,
     Result<mall_db::repo::placements::Placed, CheckoutError>,

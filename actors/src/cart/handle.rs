@@ -1,9 +1,9 @@
 //! `CartHandle`: what the HTTP layer calls. It routes each operation to the user's cart actor
 //! and prices the answer at current product prices.
 
+use crate::runtime::Deadline;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use time::PrimitiveDateTime;
 
@@ -145,7 +145,7 @@ impl CartHandle {
         &self,
         user_id: i64,
         cmd: CheckOut,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<Placed, CheckoutError> {
         let cmd = CartCmd::CheckOut(Box::new(cmd));
         match self.registry.call_by(&user_id, cmd, answer_by).await {

@@ -11,12 +11,12 @@
 //! writes through with conditional updates (status and version) and replies. The timer follows
 //! the earliest deadline (the order's while pending, a pending session's).
 
-use std::time::Instant;
+use crate::runtime::Deadline;
 
 use mall_db::domain::payment::PaymentEvent;
 use mall_db::domain::{CancelReason, Charge, OrderEvent, OrderStatus, PaymentStatus};
 use mall_db::models::PaymentRow;
-use mall_db::repo::deadlines::{self, Deadline};
+use mall_db::repo::deadlines::{self, Whose};
 use mall_db::repo::orders::{self, OrderWithItems};
 use mall_db::repo::payments::{self, Opened, Settled};
 use mall_db::{DbError, clock};
@@ -61,7 +61,7 @@ impl Kind for Order {
         _id: i64,
         state: OrderState,
         cmd: OrderCmd,
-        _answer_by: Option<Instant>,
+        _answer_by: Option<Deadline>,
     ) -> (Option<OrderState>, OrderReply) {
         match run(&deps, state, cmd).await {
             Ok((next, answer)) => (Some(next), Ok(answer)),
@@ -96,8 +96,8 @@ impl Kind for Order {
     ) -> Result<Vec<i64>, DbError> {
         // Its own deadline or a pending session's: either way the order acts on it.
         let mut conn = deps.db.read().await?;
-        let mut due = deadlines::due(&mut conn, Deadline::Orders, before, limit).await?;
-        due.extend(deadlines::due(&mut conn, Deadline::Sessions, before, limit).await?);
+        let mut due = deadlines::due(&mut conn, Whose::Orders, before, limit).await?;
+        due.extend(deadlines::due(&mut conn, Whose::Sessions, before, limit).await?);
         due.sort_by_key(|(_, at)| *at);
         let mut seen = std::collections::HashSet::new();
         Ok(due

@@ -1,7 +1,7 @@
 //! `OrderHandle`: what the HTTP layer (and checkout and payments) call for orders.
 
+use crate::runtime::Deadline;
 use std::sync::Arc;
-use std::time::Instant;
 
 use mall_db::clock;
 use mall_db::domain::{CancelReason, OrderId, OrderStatus, UserId};
@@ -50,7 +50,7 @@ impl OrderHandle {
         &self,
         id: OrderId,
         cmd: OrderCmd,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<OrderAnswer, OrderError> {
         self.registry.call_by(&id.get(), cmd, answer_by).await?
     }
@@ -64,7 +64,7 @@ impl OrderHandle {
         address: String,
         note: Option<String>,
         idem: Option<IdempotencyBinding>,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<OrderView, OrderError> {
         let now = clock::now();
         let placement = Placement {
@@ -104,7 +104,7 @@ impl OrderHandle {
         &self,
         viewer: Viewer,
         id: OrderId,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<OrderView, OrderError> {
         let order = self.call(id, OrderCmd::Get, answer_by).await?.order;
         if order.user != viewer.user && !viewer.admin {
@@ -133,7 +133,7 @@ impl OrderHandle {
         id: OrderId,
         address: Option<String>,
         note: Option<Option<String>>,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<OrderView, OrderError> {
         let cmd = OrderCmd::Edit {
             by: user,
@@ -148,7 +148,7 @@ impl OrderHandle {
         &self,
         user: UserId,
         id: OrderId,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<OrderView, OrderError> {
         let cmd = OrderCmd::Cancel {
             by: Some(user),
@@ -187,7 +187,7 @@ impl OrderHandle {
         id: OrderId,
         page: u32,
         page_size: u32,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<Page<PaymentView>, OrderError> {
         self.get(viewer, id, answer_by).await?;
         let mut conn = self.deps.db.read().await?;

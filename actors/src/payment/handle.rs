@@ -1,7 +1,7 @@
 //! `PaymentHandle`: what the HTTP layer (and checkout) call for payment sessions. A session is
 //! owned by its order, so each call finds the session's order and goes to the order's entity.
 
-use std::time::Instant;
+use crate::runtime::Deadline;
 
 use mall_db::clock;
 use mall_db::domain::{OrderId, PaymentId, UserId};
@@ -47,7 +47,7 @@ impl PaymentHandle {
         user: UserId,
         order: OrderId,
         idem: Option<IdempotencyBinding>,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<(PaymentView, bool), PaymentError> {
         let cmd = OrderCmd::OpenSession {
             by: user,
@@ -83,7 +83,7 @@ impl PaymentHandle {
         user: UserId,
         id: PaymentId,
         act: SessionAct,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<PaymentView, PaymentError> {
         let order = {
             let mut conn = self.deps.db.read().await?;
@@ -106,7 +106,7 @@ impl PaymentHandle {
         &self,
         user: UserId,
         id: PaymentId,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<PaymentView, PaymentError> {
         self.session(user, id, SessionAct::Get, answer_by).await
     }
@@ -118,7 +118,7 @@ impl PaymentHandle {
         id: PaymentId,
         card: Card,
         idem: Option<IdempotencyBinding>,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<PaymentView, PaymentError> {
         check_card(&card)?;
         let charge = gateway::charge(&card);
@@ -131,7 +131,7 @@ impl PaymentHandle {
         &self,
         user: UserId,
         id: PaymentId,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<PaymentView, PaymentError> {
         self.session(user, id, SessionAct::Cancel, answer_by).await
     }

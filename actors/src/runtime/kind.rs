@@ -8,9 +8,9 @@
 //! [`Registry`](super::Registry)). The turn writes through with its version check before it
 //! replies, so a host may be stopped at any point and nothing acknowledged is lost.
 
+use super::deadline::Deadline;
 use std::future::Future;
 use std::hash::Hash;
-use std::time::Instant;
 
 use actix::{Actor, AsyncContext, AtomicResponse, Context, Handler, Message, SpawnHandle};
 use time::PrimitiveDateTime;
@@ -52,7 +52,7 @@ pub trait Kind: Sized + Unpin + 'static {
         key: Self::Key,
         state: Self::State,
         cmd: Self::Cmd,
-        answer_by: Option<Instant>,
+        answer_by: Option<Deadline>,
     ) -> impl Future<Output = (Option<Self::State>, Self::Reply)> + 'static;
 
     /// Runs in the handler before the turn: a test's fault injection (the cart's `Crash`)

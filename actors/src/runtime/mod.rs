@@ -4,6 +4,7 @@
 //! metrics.
 
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod kind;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod timer;
 pub mod turn;
 
 pub use config::RuntimeConfig;
+pub use deadline::Deadline;
 pub use error::RuntimeError;
 pub use kind::{Host, Kind};
 pub use metrics::{KindMetrics, RuntimeMetrics};

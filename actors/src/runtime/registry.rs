@@ -13,6 +13,7 @@ use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Context, Handler, MailboxError, Message};
 
 use super::config::RuntimeConfig;
+use super::deadline::Deadline;
 use super::error::RuntimeError;
 use super::metrics::{KindMetrics, RuntimeMetrics};
 use super::residents::Residents;
@@ -40,7 +41,7 @@ pub struct Call<C> {
     /// When the caller sent it.
     pub sent_at: Instant,
     /// When the caller gives up (`None`: an actor's message to itself, always wanted).
-    pub answer_by: Option<Instant>,
+    pub answer_by: Option<Deadline>,
     /// The span of the actor turn, a child of the caller's: the turn runs inside it.
     pub span: tracing::Span,
 }
@@ -60,7 +61,7 @@ impl<C> Call<C> {
     /// True when the caller has already given up: the actor should not act on it, so a
     /// request that timed out (and was answered 503) does not take effect behind its back.
     pub fn is_stale(&self) -> bool {
-        self.answer_by.is_some_and(|t| Instant::now() >= t)
+        self.answer_by.is_some_and(|t| t.passed())
     }
 }
 
@@ -167,7 +168,7 @@ impl<E: Entity> Registry<E> {
         E: Handler<Call<C>>,
         E::Context: ToEnvelope<E, Call<C>>,
     {
-        self.call_by(key, cmd, Instant::now() + self.config.call_timeout)
+        self.call_by(key, cmd, Deadline::after(self.config.call_timeout))
             .await
     }
 
@@ -178,7 +179,7 @@ impl<E: Entity> Registry<E> {
         &self,
         key: &E::Key,
         cmd: C,
-        answer_by: Instant,
+        answer_by: Deadline,
     ) -> Result<C::Result, RuntimeError>
     where
         C: Message + Clone + Send + 'static,
@@ -201,7 +202,7 @@ impl<E: Entity> Registry<E> {
                 ),
             };
             self.metrics.mailbox_depth.inc();
-            let wait = answer_by.saturating_duration_since(sent_at);
+            let wait = answer_by.remaining();
             let answer = addr.send(call).timeout(wait).await;
             self.metrics.mailbox_depth.dec();
             match answer {

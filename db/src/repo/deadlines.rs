@@ -14,7 +14,7 @@ use crate::with_conn;
 
 /// Whose deadlines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deadline {
+pub enum Whose {
     /// Pending orders' payment deadlines.
     Orders,
     /// Pending payment sessions' deadlines.
@@ -25,7 +25,7 @@ pub enum Deadline {
 /// before `before`, with that deadline, soonest first, at most `limit`.
 pub async fn due(
     conn: &mut DbConn,
-    which: Deadline,
+    which: Whose,
     before: PrimitiveDateTime,
     limit: i64,
 ) -> Result<Vec<(i64, PrimitiveDateTime)>, DbError> {
@@ -40,11 +40,11 @@ pub async fn due(
         };
     }
     Ok(match which {
-        Deadline::Orders => {
+        Whose::Orders => {
             let q = pending_before!(orders, id, OrderStatus::PendingPayment);
             with_conn!(conn, c => q.load(c).await)?
         }
-        Deadline::Sessions => {
+        Whose::Sessions => {
             let q = pending_before!(payments, order_id, PaymentStatus::Pending);
             with_conn!(conn, c => q.load(c).await)?
         }

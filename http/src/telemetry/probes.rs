@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mall_db::repo::deadlines::Deadline;
+use mall_db::repo::deadlines::Whose;
 use mall_db::{clock, repo};
 
 use crate::state::AppState;
@@ -40,9 +40,9 @@ pub async fn refresh(st: &AppState) {
 async fn oldest_due(st: &AppState) -> Option<(f64, f64)> {
     let now = clock::now();
     let mut conn = st.db.read().await.ok()?;
-    let orders = repo::deadlines::due(&mut conn, Deadline::Orders, now, 1);
+    let orders = repo::deadlines::due(&mut conn, Whose::Orders, now, 1);
     let orders = orders.await.ok()?;
-    let payments = repo::deadlines::due(&mut conn, Deadline::Sessions, now, 1);
+    let payments = repo::deadlines::due(&mut conn, Whose::Sessions, now, 1);
     let payments = payments.await.ok()?;
     let age = |due: &[(i64, time::PrimitiveDateTime)]| {
         due.first()
