@@ -1,5 +1,5 @@
-//! What the order and payment actors share: the database, ids, deadlines, outcome metrics and
-//! the placement desk.
+//! What orders (and the payment sessions they own) share: the database, ids, deadlines,
+//! outcome metrics and the placement desk.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ impl OutcomeMetrics {
     }
 }
 
-/// Shared by every order and payment actor.
+/// Shared by every order entity, the payment handle and checkout.
 #[derive(Clone)]
 pub struct Deps {
     /// The database.

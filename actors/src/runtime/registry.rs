@@ -19,8 +19,10 @@ use super::metrics::{KindMetrics, RuntimeMetrics};
 use super::residents::Residents;
 
 /// An actor the registry can host: one per key, built from its key and shared dependencies.
-/// It must load its state from the database before handling its first message (the cart and
-/// order actors do so at the start of their first turn).
+/// It must load its state from the database before handling its first message ([`Host`]
+/// does so at the start of its first turn).
+///
+/// [`Host`]: super::Host
 pub trait Entity: Actor<Context = Context<Self>> {
     /// Identifies one entity (a user id for carts, an order id for orders).
     type Key: Clone + Eq + Hash + std::fmt::Debug + Send + Sync + 'static;
