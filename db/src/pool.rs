@@ -14,7 +14,7 @@ use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};
 use futures_util::FutureExt;
 
 use crate::error::DbError;
@@ -122,6 +122,45 @@ macro_rules! with_conn {
 }
 
 impl DbConn {
+    /// Runs `work` in one transaction on this connection, owned by the caller: every repository
+    /// function `work` calls with the connection is part of it (a repository's own transaction
+    /// nests as a savepoint), so repositories compose instead of each use case needing one of
+    /// its own. Commits when `work` answers `Ok`, rolls back on `Err`. A future dropped midway
+    /// leaves the connection marked as in a broken transaction, which the pool then discards.
+    /// It is traced as a `db.transaction` span named by `op`, like the repositories' own.
+    pub async fn transaction<T, E>(
+        &mut self,
+        op: &'static str,
+        work: impl AsyncFnOnce(&mut DbConn) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!("db.transaction", op);
+        self.run_transaction(work).instrument(span).await
+    }
+
+    async fn run_transaction<T, E>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut DbConn) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        with_conn!(&mut *self, c => begin(c).await).map_err(|e| E::from(e.into()))?;
+        let outcome = work(self).await;
+        let ended = match &outcome {
+            Ok(_) => with_conn!(&mut *self, c => commit(c).await),
+            Err(_) => with_conn!(&mut *self, c => rollback(c).await),
+        };
+        match (outcome, ended) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Ok(_), Err(e)) => Err(E::from(e.into())),
+            (Err(e), _) => Err(e),
+        }
+    }
+
     /// Which backend this connection talks to.
     pub fn backend(&self) -> Backend {
         match self {
@@ -129,6 +168,18 @@ impl DbConn {
             DbConn::Sqlite(_) => Backend::Sqlite,
         }
     }
+}
+
+async fn begin<C: AsyncConnection>(c: &mut C) -> QueryResult<()> {
+    <C::TransactionManager as TransactionManager<C>>::begin_transaction(c).await
+}
+
+async fn commit<C: AsyncConnection>(c: &mut C) -> QueryResult<()> {
+    <C::TransactionManager as TransactionManager<C>>::commit_transaction(c).await
+}
+
+async fn rollback<C: AsyncConnection>(c: &mut C) -> QueryResult<()> {
+    <C::TransactionManager as TransactionManager<C>>::rollback_transaction(c).await
 }
 
 /// The filesystem path inside a `sqlite://PATH` URL.

@@ -14,11 +14,14 @@
 use crate::runtime::Deadline;
 
 use mall_db::domain::payment::PaymentEvent;
+use mall_db::domain::payment::SessionBirth;
 use mall_db::domain::{CancelReason, Charge, OrderEvent, OrderStatus, PaymentStatus};
 use mall_db::models::PaymentRow;
 use mall_db::repo::deadlines::{self, Whose};
+use mall_db::repo::orders::IdempotencyBinding;
 use mall_db::repo::orders::{self, OrderWithItems};
-use mall_db::repo::payments::{self, Opened, Settled};
+use mall_db::repo::payments;
+use mall_db::repo::{idempotency, products};
 use mall_db::{DbError, clock};
 
 use super::error::OrderError;
@@ -194,30 +197,31 @@ async fn run(
             idem,
         } => {
             owned_by(&state, Some(by)).map_err(|_| PaymentError::NotFound)?;
+            if status_of(&state) != OrderStatus::PendingPayment {
+                let why = "the order is not awaiting payment";
+                return Err(PaymentError::InvalidState(why.into()).into());
+            }
+            // A pending session past its deadline is expired first: the user gets a live one.
+            expire_due_sessions(deps, &mut state, now).await?;
+            let pending = state
+                .sessions
+                .iter()
+                .find(|s| s.status == PaymentStatus::Pending)
+                .cloned();
+            let created = pending.is_none();
+            let row = pending.unwrap_or_else(|| new_session(&state, session, expires_at, now));
             let mut conn = deps.db.write().await?;
-            let opened = payments::open(
-                &mut conn,
-                session.get(),
-                id,
-                by.get(),
-                now,
-                expires_at,
-                idem,
-            )
+            conn.transaction("payments.open", async |c| {
+                if created {
+                    payments::insert(c, &row).await?;
+                }
+                bind(c, idem.as_ref(), &row).await
+            })
             .await?;
-            let (row, created) = match opened {
-                Opened::Created(row) => {
-                    deps.outcomes.payment("opened");
-                    state.sessions.push(row.clone());
-                    (row, true)
-                }
-                Opened::Existing(row) => (row, false),
-                Opened::NoSuchOrder => return Err(PaymentError::NotFound.into()),
-                Opened::NotPayable => {
-                    let why = "the order is not awaiting payment";
-                    return Err(PaymentError::InvalidState(why.into()).into());
-                }
-            };
+            if created {
+                deps.outcomes.payment("opened");
+                state.sessions.push(row.clone());
+            }
             let answer = OrderAnswer {
                 session: Some(PaymentView::from(&row)),
                 created,
@@ -282,26 +286,100 @@ async fn session_turn(
         return Err(PaymentError::Declined(Box::new(PaymentView::from(&declined))).into());
     }
     status_of(&state).on(OrderEvent::Pay)?;
+    let order_id = state.order.0.id;
     let mut conn = deps.db.write().await?;
-    let settled = payments::settle(&mut conn, row.id, charge.last4(), now, idem).await?;
+    let settled = conn
+        .transaction("payments.settle", async |c| {
+            let Some(payment) = payments::mark_succeeded(c, row.id, charge.last4(), now).await?
+            else {
+                return Err(Settle::SessionNotPending);
+            };
+            let Some(order) = orders::mark_paid(c, order_id, now).await? else {
+                return Err(Settle::OrderNotPayable);
+            };
+            bind(c, idem.as_ref(), &payment).await?;
+            Ok((payment, order))
+        })
+        .await;
     drop(conn);
     match settled {
-        Settled::Paid(settled) => {
-            let (payment, order) = *settled;
+        Ok((payment, order)) => {
             deps.outcomes.order("paid");
             deps.outcomes.payment("succeeded");
-            tracing::info!(
-                payment_id = payment.id,
-                order_id = order.id,
-                "payment succeeded"
-            );
+            tracing::info!(payment_id = payment.id, order_id, "payment succeeded");
             state.order.0 = order;
             state.sessions[index] = payment.clone();
             let answer = answer(&state, payment);
             Ok((state, answer))
         }
-        Settled::SessionNotPending => Err(not_pending().into()),
-        Settled::OrderNotPayable => changed_under_us(deps, state.order.0.id, OrderEvent::Pay).await,
+        Err(Settle::SessionNotPending) => Err(not_pending().into()),
+        Err(Settle::OrderNotPayable) => changed_under_us(deps, order_id, OrderEvent::Pay).await,
+        Err(Settle::Failed(e)) => Err(e),
+    }
+}
+
+/// Why settling a charge rolled back.
+enum Settle {
+    /// The session is not pending (or past its deadline).
+    SessionNotPending,
+    /// The order is not pending: another writer got there first.
+    OrderNotPayable,
+    /// The database failed, or the request's key is no longer held.
+    Failed(OrderError),
+}
+
+impl From<DbError> for Settle {
+    fn from(e: DbError) -> Self {
+        Settle::Failed(e.into())
+    }
+}
+
+impl From<OrderError> for Settle {
+    fn from(e: OrderError) -> Self {
+        Settle::Failed(e)
+    }
+}
+
+/// A new pending session of the order.
+fn new_session(
+    state: &OrderState,
+    id: mall_db::domain::PaymentId,
+    expires_at: time::PrimitiveDateTime,
+    now: time::PrimitiveDateTime,
+) -> PaymentRow {
+    let birth = SessionBirth::of(None);
+    PaymentRow {
+        id: id.get(),
+        order_id: state.order.0.id,
+        user_id: state.order.0.user_id,
+        amount_cents: state.order.0.total_cents,
+        status: birth.status,
+        card_last4: birth.card_last4,
+        last_error: birth.last_error,
+        attempts: birth.attempts,
+        created_at: now,
+        updated_at: now,
+        expires_at,
+        succeeded_at: None,
+        cancelled_at: None,
+        version: 1,
+    }
+}
+
+/// Binds the request's key (if any) to `session` inside the caller's transaction; a key no
+/// longer held rolls it back (its caller gave up and was answered 503: so is this late effect).
+async fn bind(
+    c: &mut mall_db::DbConn,
+    idem: Option<&IdempotencyBinding>,
+    session: &PaymentRow,
+) -> Result<(), OrderError> {
+    let Some(b) = idem else { return Ok(()) };
+    if idempotency::bind_key(c, b, format!("payment:{}", session.id)).await? {
+        Ok(())
+    } else {
+        Err(OrderError::Unavailable(
+            idempotency::KEY_NOT_HELD.to_owned(),
+        ))
     }
 }
 
@@ -349,8 +427,23 @@ async fn cancel(
     now: time::PrimitiveDateTime,
 ) -> Result<(OrderState, OrderAnswer), OrderError> {
     let id = state.order.0.id;
+    let lines: Vec<(i64, i32)> = state
+        .order
+        .1
+        .iter()
+        .map(|i| (i.product_id, i.quantity))
+        .collect();
     let mut conn = deps.db.write().await?;
-    let cancelled = orders::cancel(&mut conn, id, reason, now).await?;
+    let cancelled = conn
+        .transaction("orders.cancel", async |c| {
+            let Some(row) = orders::mark_cancelled(c, id, reason, now).await? else {
+                return Ok::<_, DbError>(None);
+            };
+            products::give_back(c, &lines).await?;
+            let sessions = payments::cancel_pending_of(c, id, now).await?;
+            Ok(Some((row, sessions)))
+        })
+        .await?;
     drop(conn);
     let Some((row, sessions)) = cancelled else {
         return changed_under_us(deps, id, OrderEvent::Cancel(reason)).await;

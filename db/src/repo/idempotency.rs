@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use time::PrimitiveDateTime;
 
+use crate::domain::placement::IdempotencyBinding;
 use crate::error::DbError;
 use crate::pool::DbConn;
 use crate::schema::idempotency_keys;
@@ -29,6 +30,17 @@ macro_rules! bind {
     };
 }
 pub(crate) use bind;
+
+/// Binds the caller's key to `resource` (what the request made, `order:ID`), inside the
+/// transaction of the effect. `Ok(false)`: the key no longer waits for it (its caller gave up
+/// and it was released, or another attempt bound it first); the caller must roll back.
+pub async fn bind_key(
+    conn: &mut DbConn,
+    binding: &IdempotencyBinding,
+    resource: String,
+) -> Result<bool, DbError> {
+    Ok(with_conn!(conn, c => bind!(c, binding, resource))? == 1)
+}
 
 /// How old a record without a stored response must be before its request counts as dead.
 pub const ABANDONED_AFTER: time::Duration = time::Duration::seconds(60);

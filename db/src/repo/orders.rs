@@ -1,18 +1,17 @@
-//! Orders: reads, detail changes, cancellation that gives stock back, and the deadlines the
-//! sweeper looks for. Orders are created by [`placements`](super::placements).
+//! Orders: reads and the order's own writes (details, cancelled, paid), each one statement its
+//! owner composes in a transaction of its own. Orders are created by
+//! [`placements`](super::placements).
 
-use diesel::dsl::case_when;
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use time::PrimitiveDateTime;
 
 use super::{Page, page_bounds};
-use crate::domain::{CancelReason, OrderStatus, PaymentStatus};
+use crate::domain::{CancelReason, OrderStatus};
 use crate::error::DbError;
-use crate::models::{OrderItemRow, OrderRow, PaymentRow};
+use crate::models::{OrderItemRow, OrderRow};
 use crate::pool::DbConn;
-use crate::schema::{order_items, orders, payments, products};
+use crate::schema::{order_items, orders};
 use crate::with_conn;
 
 pub use crate::domain::placement::{IdempotencyBinding, NewOrder, WantedLine};
@@ -111,64 +110,49 @@ pub async fn update_details(
     Ok(with_conn!(conn, c => q.returning(OrderRow::as_returning()).get_result(c).await.optional())?)
 }
 
-/// Cancels a pending order with `reason`: gives its stock back and cancels its pending payment
-/// session, in one transaction; returns the order and the sessions it cancelled. `Ok(None)`: it
-/// was not pending (nothing written).
-#[tracing::instrument(
-    name = "db.transaction",
-    level = "info",
-    skip_all,
-    fields(op = "orders.cancel")
-)]
-pub async fn cancel(
+/// Marks a pending order cancelled with `reason`. `Ok(None)`: it was not pending (nothing
+/// written). Its owner gives the stock back and ends its pending session in the same
+/// transaction ([`products::give_back`](super::products::give_back),
+/// [`payments::cancel_pending_of`](super::payments::cancel_pending_of)).
+pub async fn mark_cancelled(
     conn: &mut DbConn,
     id: i64,
     reason: CancelReason,
     now: PrimitiveDateTime,
-) -> Result<Option<(OrderRow, Vec<PaymentRow>)>, DbError> {
-    with_conn!(conn, c => c.transaction(async |c| {
-        let row: Option<OrderRow> = diesel::update(orders::table.find(id).filter(orders::status.eq(OrderStatus::PendingPayment)))
-            .set((
-                orders::status.eq(OrderStatus::Cancelled),
-                orders::cancelled_at.eq(Some(now)),
-                orders::cancel_reason.eq(Some(reason)),
-                orders::updated_at.eq(now),
-                orders::version.eq(orders::version + 1),
-            ))
-            .returning(OrderRow::as_returning())
-            .get_result(c)
-            .await
-            .optional()?;
-        let Some(row) = row else { return Ok::<_, DbError>(None) };
-        let lines: Vec<(i64, i32)> = order_items::table
-            .filter(order_items::order_id.eq(id))
-            .order(order_items::product_id.asc())
-            .select((order_items::product_id, order_items::quantity))
-            .load(c)
-            .await?;
-        for (product_id, quantity) in lines {
-            // Giving stock back cannot fail on a bound: it saturates at i64::MAX (unreachable
-            // within the API's bounds, but an old row near it must not strand the order).
-            let quantity = i64::from(quantity);
-            let returned = case_when::<_, _, BigInt>(products::stock.gt(i64::MAX - quantity), i64::MAX)
-                .otherwise(products::stock + quantity);
-            diesel::update(products::table.find(product_id))
-                .set(products::stock.eq(returned))
-                .execute(c)
-                .await?;
-        }
-        let sessions = diesel::update(payments::table.filter(payments::order_id.eq(id)).filter(payments::status.eq(PaymentStatus::Pending)))
-            .set((
-                payments::status.eq(PaymentStatus::Cancelled),
-                payments::cancelled_at.eq(Some(now)),
-                payments::updated_at.eq(now),
-                payments::version.eq(payments::version + 1),
-            ))
-            .returning(PaymentRow::as_returning())
-            .get_results(c)
-            .await?;
-        Ok(Some((row, sessions)))
-    }).await)
+) -> Result<Option<OrderRow>, DbError> {
+    let q = diesel::update(
+        orders::table
+            .find(id)
+            .filter(orders::status.eq(OrderStatus::PendingPayment)),
+    )
+    .set((
+        orders::status.eq(OrderStatus::Cancelled),
+        orders::cancelled_at.eq(Some(now)),
+        orders::cancel_reason.eq(Some(reason)),
+        orders::updated_at.eq(now),
+        orders::version.eq(orders::version + 1),
+    ));
+    Ok(with_conn!(conn, c => q.returning(OrderRow::as_returning()).get_result(c).await.optional())?)
+}
+
+/// Marks a pending order paid. `Ok(None)`: it was not pending (nothing written).
+pub async fn mark_paid(
+    conn: &mut DbConn,
+    id: i64,
+    now: PrimitiveDateTime,
+) -> Result<Option<OrderRow>, DbError> {
+    let q = diesel::update(
+        orders::table
+            .find(id)
+            .filter(orders::status.eq(OrderStatus::PendingPayment)),
+    )
+    .set((
+        orders::status.eq(OrderStatus::Paid),
+        orders::paid_at.eq(Some(now)),
+        orders::updated_at.eq(now),
+        orders::version.eq(orders::version + 1),
+    ));
+    Ok(with_conn!(conn, c => q.returning(OrderRow::as_returning()).get_result(c).await.optional())?)
 }
 
 /// The user's pending orders (to cancel when the account closes).

@@ -1,119 +1,25 @@
-//! Payment sessions: open one for a payable order, record a decline, succeed (and mark the order
-//! paid in the same transaction), cancel, expire, and the deadlines the sweeper looks for.
+//! Payment sessions: reads, and the writes their order's owner composes in its transactions
+//! (add one, record a decline, succeed, cancel, expire). Sessions born with a checkout are
+//! written by [`placements`](super::placements).
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use time::PrimitiveDateTime;
 
-use super::orders::IdempotencyBinding;
-use super::{Page, Rollback, page_bounds};
+use super::{Page, page_bounds};
+use crate::domain::PaymentStatus;
 use crate::domain::payment::CARD_DECLINED;
-use crate::domain::{OrderStatus, PaymentStatus};
 use crate::error::DbError;
-use crate::models::{OrderRow, PaymentRow};
+use crate::models::PaymentRow;
 use crate::pool::DbConn;
-use crate::schema::{orders, payments};
+use crate::schema::payments;
 use crate::with_conn;
 
-/// What opening a session did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Opened {
-    /// A new session.
-    Created(PaymentRow),
-    /// The order already had a pending session: this one.
-    Existing(PaymentRow),
-    /// The order is not the user's (or does not exist).
-    NoSuchOrder,
-    /// The order is not `pending_payment`.
-    NotPayable,
-}
-
-/// The error that rolls an effect back when its key is no longer held (see `bind!`): a caller
-/// that gave up is answered 503, and so is this late effect, so nothing happens behind a
-/// released key.
-fn key_not_held() -> DbError {
-    DbError::Unavailable(super::idempotency::KEY_NOT_HELD.to_owned())
-}
-
-/// Opens a session for the user's order, or returns its pending one. `id`, times and the
-/// deadline come from the caller; the amount is always the order's.
-#[tracing::instrument(
-    name = "db.transaction",
-    level = "info",
-    skip_all,
-    fields(op = "payments.open")
-)]
-pub async fn open(
-    conn: &mut DbConn,
-    id: i64,
-    order_id: i64,
-    user_id: i64,
-    now: PrimitiveDateTime,
-    expires_at: PrimitiveDateTime,
-    idem: Option<IdempotencyBinding>,
-) -> Result<Opened, DbError> {
-    for _ in 0..2 {
-        let outcome = with_conn!(conn, c => c.transaction(async |c| {
-            let order: Option<OrderRow> = orders::table
-                .find(order_id)
-                .filter(orders::user_id.eq(user_id))
-                .select(OrderRow::as_select())
-                .first(c)
-                .await
-                .optional()?;
-            let Some(order) = order else { return Ok::<_, DbError>(Some(Opened::NoSuchOrder)) };
-            if order.status != OrderStatus::PendingPayment {
-                return Ok(Some(Opened::NotPayable));
-            }
-            let pending: Option<PaymentRow> = payments::table
-                .filter(payments::order_id.eq(order_id))
-                .filter(payments::status.eq(PaymentStatus::Pending))
-                .select(PaymentRow::as_select())
-                .first(c)
-                .await
-                .optional()?;
-            if let Some(p) = pending {
-                if let Some(b) = &idem
-                    && super::idempotency::bind!(c, b, format!("payment:{}", p.id))? == 0
-                {
-                    return Err(key_not_held());
-                }
-                return Ok(Some(Opened::Existing(p)));
-            }
-            let row = PaymentRow {
-                id,
-                order_id,
-                user_id,
-                amount_cents: order.total_cents,
-                status: PaymentStatus::Pending,
-                card_last4: None,
-                last_error: None,
-                attempts: 0,
-                created_at: now,
-                updated_at: now,
-                expires_at,
-                succeeded_at: None,
-                cancelled_at: None,
-                version: 1,
-            };
-            match diesel::insert_into(payments::table).values(&row).execute(c).await.map_err(DbError::from) {
-                Ok(_) => {}
-                // Another request opened one at the same moment: look again.
-                Err(DbError::UniqueViolation(_)) => return Ok(None),
-                Err(e) => return Err(e),
-            }
-            if let Some(b) = &idem
-                && super::idempotency::bind!(c, b, format!("payment:{}", row.id))? == 0
-            {
-                return Err(key_not_held());
-            }
-            Ok(Some(Opened::Created(row)))
-        }).await)?;
-        if let Some(o) = outcome {
-            return Ok(o);
-        }
-    }
-    Err(DbError::Unavailable("payment session kept changing".into()))
+/// Adds a session (opened by its order's owner, which knows the order is payable).
+pub async fn insert(conn: &mut DbConn, row: &PaymentRow) -> Result<(), DbError> {
+    let q = diesel::insert_into(payments::table).values(row);
+    with_conn!(conn, c => q.execute(c).await)?;
+    Ok(())
 }
 
 /// One session.
@@ -185,77 +91,54 @@ pub async fn record_decline(
     )
 }
 
-/// What a successful charge did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Settled {
-    /// The session succeeded and its order is paid.
-    Paid(Box<(PaymentRow, OrderRow)>),
-    /// The session is not pending (or past its deadline): nothing written.
-    SessionNotPending,
-    /// The order is no longer `pending_payment`: nothing written.
-    OrderNotPayable,
-}
-
-/// Marks a pending, unexpired session succeeded and its pending order paid, in one transaction
-/// with conditional updates: an order is charged at most once and is never both paid and
-/// cancelled, whatever races with it.
-#[tracing::instrument(
-    name = "db.transaction",
-    level = "info",
-    skip_all,
-    fields(op = "payments.settle")
-)]
-pub async fn settle(
+/// Marks a pending, unexpired session succeeded with the card's `last4`. `Ok(None)`: not
+/// pending (or past its deadline); nothing written. Its owner marks the order paid in the same
+/// transaction ([`orders::mark_paid`](super::orders::mark_paid)), so an order is charged at most
+/// once and is never both paid and cancelled.
+pub async fn mark_succeeded(
     conn: &mut DbConn,
     id: i64,
     last4: &str,
     now: PrimitiveDateTime,
-    idem: Option<IdempotencyBinding>,
-) -> Result<Settled, DbError> {
-    let last4 = last4.to_owned();
-    let outcome = with_conn!(conn, c => c.transaction(async |c| {
-        let payment: Option<PaymentRow> = diesel::update(
-            payments::table
-                .find(id)
-                .filter(payments::status.eq(PaymentStatus::Pending))
-                .filter(payments::expires_at.gt(now)),
-        )
-        .set((
-            payments::status.eq(PaymentStatus::Succeeded),
-            payments::succeeded_at.eq(Some(now)),
-            payments::attempts.eq(payments::attempts + 1),
-            payments::card_last4.eq(Some(last4.clone())),
-            payments::last_error.eq(None::<String>),
-            payments::updated_at.eq(now),
-            payments::version.eq(payments::version + 1),
-        ))
-        .returning(PaymentRow::as_returning())
-        .get_result(c)
-        .await
-        .optional()?;
-        let Some(payment) = payment else { return Ok::<_, Rollback<Settled>>(Settled::SessionNotPending) };
-        let order: Option<OrderRow> = diesel::update(
-            orders::table.find(payment.order_id).filter(orders::status.eq(OrderStatus::PendingPayment)),
-        )
-        .set((
-            orders::status.eq(OrderStatus::Paid),
-            orders::paid_at.eq(Some(now)),
-            orders::updated_at.eq(now),
-            orders::version.eq(orders::version + 1),
-        ))
-        .returning(OrderRow::as_returning())
-        .get_result(c)
-        .await
-        .optional()?;
-        let Some(order) = order else { return Err(Rollback::Answer(Settled::OrderNotPayable)) };
-        if let Some(b) = &idem
-            && super::idempotency::bind!(c, b, format!("payment:{}", payment.id))? == 0
-        {
-            return Err(Rollback::Db(key_not_held()));
-        }
-        Ok(Settled::Paid(Box::new((payment, order))))
-    }).await);
-    Rollback::settle(outcome)
+) -> Result<Option<PaymentRow>, DbError> {
+    let q = diesel::update(
+        payments::table
+            .find(id)
+            .filter(payments::status.eq(PaymentStatus::Pending))
+            .filter(payments::expires_at.gt(now)),
+    )
+    .set((
+        payments::status.eq(PaymentStatus::Succeeded),
+        payments::succeeded_at.eq(Some(now)),
+        payments::attempts.eq(payments::attempts + 1),
+        payments::card_last4.eq(Some(last4.to_owned())),
+        payments::last_error.eq(None::<String>),
+        payments::updated_at.eq(now),
+        payments::version.eq(payments::version + 1),
+    ));
+    Ok(
+        with_conn!(conn, c => q.returning(PaymentRow::as_returning()).get_result(c).await.optional())?,
+    )
+}
+
+/// Cancels the order's pending session, if any (its order is being cancelled); returns it.
+pub async fn cancel_pending_of(
+    conn: &mut DbConn,
+    order_id: i64,
+    now: PrimitiveDateTime,
+) -> Result<Vec<PaymentRow>, DbError> {
+    let q = diesel::update(
+        payments::table
+            .filter(payments::order_id.eq(order_id))
+            .filter(payments::status.eq(PaymentStatus::Pending)),
+    )
+    .set((
+        payments::status.eq(PaymentStatus::Cancelled),
+        payments::cancelled_at.eq(Some(now)),
+        payments::updated_at.eq(now),
+        payments::version.eq(payments::version + 1),
+    ));
+    Ok(with_conn!(conn, c => q.returning(PaymentRow::as_returning()).get_results(c).await)?)
 }
 
 /// Moves a pending session to `cancelled` or `expired`. `Ok(None)`: not pending any more.

@@ -347,6 +347,26 @@ pub async fn soft_delete(
     Ok(touched > 0)
 }
 
+/// Gives stock back (a cancelled order's lines: `(product, units)`), in product-id order so
+/// concurrent give-backs lock rows in one order. It cannot fail on a bound: a product's stock
+/// saturates at `i64::MAX` (unreachable within the API's bounds, but an old row near it must
+/// not strand the cancellation).
+pub async fn give_back(conn: &mut DbConn, lines: &[(i64, i32)]) -> Result<(), DbError> {
+    let mut lines = lines.to_vec();
+    lines.sort_unstable();
+    for (product_id, quantity) in lines {
+        let quantity = i64::from(quantity);
+        let returned = diesel::dsl::case_when::<_, _, diesel::sql_types::BigInt>(
+            products::stock.gt(i64::MAX - quantity),
+            i64::MAX,
+        )
+        .otherwise(products::stock + quantity);
+        let q = diesel::update(products::table.find(product_id)).set(products::stock.eq(returned));
+        with_conn!(conn, c => q.execute(c).await)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@ on_both_backends!(
     an_order_whose_key_was_released_is_not_placed,
     a_total_past_i64_is_refused_not_capped,
     stock_given_back_never_fails_on_a_bound,
+    a_callers_transaction_composes_repositories_and_rolls_back_whole,
 );
 
 async fn product(db: &Db, merchant: i64, price_cents: i64, stock: i64) -> i64 {
@@ -519,7 +520,48 @@ async fn stock_given_back_never_fails_on_a_bound(db: &Db) {
     // Someone set the stock near the top of i64 meanwhile (an old row): the cancel still
     // succeeds and the stock saturates instead of overflowing.
     set_raw(db, p, None, Some(i64::MAX - 1)).await;
-    let cancelled = orders::cancel(&mut wr(db).await, id, CancelReason::User, clock::now()).await;
+    let now = clock::now();
+    let cancelled = wr(db)
+        .await
+        .transaction("test.cancel", async |c| {
+            let row = orders::mark_cancelled(c, id, CancelReason::User, now).await?;
+            products::give_back(c, &[(p, 3)]).await?;
+            Ok::<_, mall_db::DbError>(row)
+        })
+        .await;
     assert!(cancelled.unwrap().is_some(), "the order was cancelled");
     assert_eq!(stock(db, p).await, i64::MAX);
+}
+
+async fn a_callers_transaction_composes_repositories_and_rolls_back_whole(db: &Db) {
+    let user = add_user(db, "compose@example.com", &[]).await.id;
+    let p = product(db, user, 100, 10).await;
+    let answers = place(db, &[order(user, &[(p, 4)])]).await;
+    let id = placed(&answers[0]).order.0.id;
+    let now = clock::now();
+    // Two repositories' writes, then a refusal: neither write survives.
+    let refused = wr(db)
+        .await
+        .transaction("test.refused", async |c| {
+            orders::mark_cancelled(c, id, CancelReason::User, now).await?;
+            products::give_back(c, &[(p, 4)]).await?;
+            Err::<(), _>(mall_db::DbError::Unavailable("refused on purpose".into()))
+        })
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(stock(db, p).await, 6, "the stock was not given back");
+    let order = orders::load(&mut rd(db).await, id).await.unwrap().unwrap();
+    assert_eq!(order.0.status, OrderStatus::PendingPayment);
+    // The same writes, committed: both are there.
+    wr(db)
+        .await
+        .transaction("test.committed", async |c| {
+            orders::mark_cancelled(c, id, CancelReason::User, now).await?;
+            products::give_back(c, &[(p, 4)]).await
+        })
+        .await
+        .unwrap();
+    assert_eq!(stock(db, p).await, 10);
+    let order = orders::load(&mut rd(db).await, id).await.unwrap().unwrap();
+    assert_eq!(order.0.status, OrderStatus::Cancelled);
 }
