@@ -174,3 +174,143 @@ impl<K: Kind> Host<K> {
         self.metrics.timers_armed.inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::runtime::{Registry, RuntimeConfig, RuntimeMetrics};
+
+    /// A toy kind with a deadline: a reminder that rings once, `delay` after it is loaded.
+    struct Reminder;
+
+    #[derive(Clone)]
+    struct Loads {
+        count: Arc<AtomicU32>,
+        delay: Duration,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct Bell {
+        due: Option<PrimitiveDateTime>,
+        rung: u32,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Cmd {
+        Get,
+        Ring,
+        Fail,
+    }
+
+    impl Message for Cmd {
+        type Result = Result<Bell, String>;
+    }
+
+    impl Kind for Reminder {
+        type Key = u32;
+        type Deps = Loads;
+        type State = Bell;
+        type Cmd = Cmd;
+        type Reply = Result<Bell, String>;
+        const KIND: &'static str = "reminder";
+
+        async fn load(deps: Loads, _key: u32) -> Result<Bell, Self::Reply> {
+            deps.count.fetch_add(1, Ordering::SeqCst);
+            let due = mall_db::clock::after(mall_db::clock::now(), deps.delay);
+            Ok(Bell {
+                due: Some(due),
+                rung: 0,
+            })
+        }
+
+        async fn turn(
+            _deps: Loads,
+            _key: u32,
+            mut bell: Bell,
+            cmd: Cmd,
+            _answer_by: Option<Deadline>,
+        ) -> (Option<Bell>, Self::Reply) {
+            match cmd {
+                Cmd::Get => (Some(bell.clone()), Ok(bell)),
+                Cmd::Ring => {
+                    bell.due = None;
+                    bell.rung += 1;
+                    (Some(bell.clone()), Ok(bell))
+                }
+                Cmd::Fail => (None, Err("failed".into())),
+            }
+        }
+
+        fn refused(why: RuntimeError) -> Self::Reply {
+            Err(why.to_string())
+        }
+
+        fn deadline(bell: &Bell) -> Option<PrimitiveDateTime> {
+            bell.due
+        }
+
+        fn wake() -> Option<Cmd> {
+            Some(Cmd::Ring)
+        }
+    }
+
+    fn registry(delay: Duration) -> (Arc<Registry<Host<Reminder>>>, KindMetrics, Arc<AtomicU32>) {
+        let metrics = RuntimeMetrics::new(&prometheus::Registry::new()).unwrap();
+        let count = Arc::new(AtomicU32::new(0));
+        let deps = Loads {
+            count: Arc::clone(&count),
+            delay,
+        };
+        let registry = Registry::new(deps, RuntimeConfig::default(), &metrics);
+        (registry, metrics.kind("reminder"), count)
+    }
+
+    #[actix_rt::test]
+    async fn the_host_arms_one_timer_for_the_deadline_and_the_kind_hears_it() {
+        let (reg, m, _) = registry(Duration::from_millis(30));
+        let bell = reg.call(&1, Cmd::Get).await.unwrap().unwrap();
+        assert_eq!(bell.rung, 0);
+        assert_eq!(m.timers_armed.get(), 1);
+        // A second turn with the same deadline does not arm another timer.
+        reg.call(&1, Cmd::Get).await.unwrap().unwrap();
+        assert_eq!(m.timers_armed.get(), 1);
+        // The timer fires on the deadline (bounded wait, polled).
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while m.timers_fired.get() == 0 && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(m.timers_fired.get(), 1);
+        let bell = reg.call(&1, Cmd::Get).await.unwrap().unwrap();
+        assert_eq!((bell.rung, bell.due), (1, None));
+        assert_eq!(
+            m.timers_armed.get(),
+            1,
+            "no deadline left: nothing re-armed"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn the_state_is_cached_between_turns_and_reloaded_after_a_failed_one() {
+        let (reg, _, loads) = registry(Duration::from_secs(600));
+        reg.call(&1, Cmd::Get).await.unwrap().unwrap();
+        reg.call(&1, Cmd::Get).await.unwrap().unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        assert_eq!(reg.call(&1, Cmd::Fail).await.unwrap(), Err("failed".into()));
+        reg.call(&1, Cmd::Get).await.unwrap().unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[actix_rt::test]
+    async fn a_call_whose_caller_gave_up_is_refused_without_a_turn() {
+        let (reg, _, loads) = registry(Duration::from_secs(600));
+        let gone = Deadline::after(Duration::ZERO);
+        let answer = reg.call_by(&1, Cmd::Get, gone).await;
+        // Either the registry's own wait or the host's stale check refuses it; no load happens.
+        assert!(!matches!(answer, Ok(Ok(_))), "{answer:?}");
+        assert_eq!(loads.load(Ordering::SeqCst), 0);
+    }
+}
