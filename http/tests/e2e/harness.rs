@@ -54,11 +54,21 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// A fresh, empty database of this kind; dropped (deleted) with the value.
+    /// A fresh database of this kind (PostgreSQL: migrated; SQLite: an empty file the mall
+    /// migrates at start-up); dropped (deleted) with the value.
     pub async fn database(self) -> TestDatabase {
         match self {
             Backend::Sqlite => TestDatabase::sqlite().await,
             Backend::Postgres => TestDatabase::postgres().await,
+        }
+    }
+
+    /// A fresh database with no migrations applied (a PostgreSQL test database is otherwise
+    /// a migrated copy).
+    pub async fn empty_database(self) -> TestDatabase {
+        match self {
+            Backend::Sqlite => TestDatabase::sqlite().await,
+            Backend::Postgres => TestDatabase::postgres_empty().await,
         }
     }
 }
