@@ -241,6 +241,15 @@ mod tests {
         user(&f.accounts, "ada").await
     }
 
+    /// Asserts that `token` renews nothing (unknown, expired, or of an ended login).
+    async fn assert_renews_nothing(f: &Fixture, token: &str) {
+        let renewed = f.sessions.renew(token).await;
+        assert!(
+            matches!(renewed, Err(ServiceError::InvalidRefreshToken)),
+            "{renewed:?}"
+        );
+    }
+
     async fn login(f: &Fixture, email: &str) -> Login {
         f.sessions.login(email, PASSWORD.into()).await.unwrap()
     }
@@ -266,8 +275,7 @@ mod tests {
             let banned = f.sessions.login("ada@example.com", PASSWORD.into()).await;
             assert!(matches!(banned, Err(ServiceError::UserBanned)));
             // The ban ended the login too: its refresh token names nothing any more.
-            let renewed = f.sessions.renew(&login.refresh_token).await;
-            assert!(matches!(renewed, Err(ServiceError::InvalidRefreshToken)));
+            assert_renews_nothing(&f, &login.refresh_token).await;
         })
         .await;
     }
@@ -285,10 +293,8 @@ mod tests {
             assert!(matches!(reused, Err(ServiceError::RefreshTokenReused)));
             assert_eq!(f.heard.all(), [Notice::User(id)]);
             // The whole family is gone, the unspent token too.
-            let after = f.sessions.renew(&second.refresh_token).await;
-            assert!(matches!(after, Err(ServiceError::InvalidRefreshToken)));
-            let garbage = f.sessions.renew("not a token").await;
-            assert!(matches!(garbage, Err(ServiceError::InvalidRefreshToken)));
+            assert_renews_nothing(&f, &second.refresh_token).await;
+            assert_renews_nothing(&f, "not a token").await;
         })
         .await;
     }
@@ -302,8 +308,7 @@ mod tests {
             f.ahead.store(secs - 1, Ordering::SeqCst);
             let renewed = f.sessions.renew(&login.refresh_token).await.unwrap();
             f.ahead.store(2 * secs, Ordering::SeqCst);
-            let late = f.sessions.renew(&renewed.refresh_token).await;
-            assert!(matches!(late, Err(ServiceError::InvalidRefreshToken)));
+            assert_renews_nothing(&f, &renewed.refresh_token).await;
         })
         .await;
     }
@@ -328,8 +333,7 @@ mod tests {
                 .await
                 .unwrap();
             for gone in [&a1, &a2] {
-                let renewed = f.sessions.renew(&gone.refresh_token).await;
-                assert!(matches!(renewed, Err(ServiceError::InvalidRefreshToken)));
+                assert_renews_nothing(&f, &gone.refresh_token).await;
             }
             f.sessions.renew(&b.refresh_token).await.unwrap();
             assert_eq!(f.heard.all(), [Notice::User(id), Notice::User(id)]);

@@ -12,7 +12,7 @@ use crate::commerce::{
     get_payment, id, kill, open_payment, order_path, order_payments, place_order, product, restart,
     secs_between, sleep_until, stock, time_of, try_open_payment,
 };
-use crate::harness::{App, Backend, Server, ServerBuilder, eventually};
+use crate::harness::{App, Backend, Server, ServerBuilder, eventually, metric};
 
 both_backends!(
     unpaid_orders_expire,
@@ -32,15 +32,6 @@ const SESSION_TIMEOUT: &str = "MALL__PAYMENT__SESSION_TIMEOUT_SECS";
 
 /// How long after a deadline the tests poll before failing (the promise is one second).
 const GRACE: Duration = Duration::from_secs(3);
-
-/// The value of one series on the node's `/metrics` (0 when absent).
-async fn metric(node: &Server, series: &str) -> f64 {
-    let text = node.get("/metrics", None).await.text;
-    let prefix = format!("{series} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .map_or(0.0, |v| v.trim().parse().expect("a number"))
-}
 
 /// Polls the order until `check` holds, until `deadline` + `grace`; returns it, or panics with
 /// the last answer.

@@ -835,6 +835,16 @@ pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The value of one series on a server's `/metrics`, e.g. `x_total{kind="order"}` (0 when
+/// absent).
+pub async fn metric(server: &Server, series: &str) -> f64 {
+    let text = server.get("/metrics", None).await.text;
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
 /// Asserts that `value` is an RFC 3339 time string.
 #[track_caller]
 pub fn assert_rfc3339(value: &Value, what: &str) -> time::OffsetDateTime {
