@@ -1,8 +1,9 @@
 //! Throw-away databases for tests: each test gets its own, dropped when the value is dropped.
 //!
 //! PostgreSQL databases are created on the server named by `MALL_TEST_POSTGRES_URL`
-//! (default `postgres://postgres@127.0.0.1:5432/postgres`, the machine's trust-auth server),
-//! each as a copy of a migrated template (`CREATE DATABASE ... TEMPLATE`), which takes a
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`, the machine's trust-auth server).
+//! A test that wants the schema asks for a copy of a migrated template
+//! ([`TestDatabase::postgres_migrated`], `CREATE DATABASE ... TEMPLATE`), which takes a
 //! fraction of the time of running the migrations on an empty database. The template is named
 //! after a hash of the PostgreSQL migrations, made once by the first test process that needs it
 //! (under an advisory lock, published by a rename so no one copies it half made) and kept on
@@ -35,8 +36,7 @@ enum Kind {
     },
 }
 
-/// A fresh database that disappears on drop: a migrated PostgreSQL database, or an empty
-/// SQLite file (SQLite migrates a local file in a few milliseconds).
+/// A fresh database that disappears on drop.
 pub struct TestDatabase {
     url: String,
     kind: Kind,
@@ -56,18 +56,19 @@ impl TestDatabase {
         }
     }
 
-    /// A new PostgreSQL database on the test server, migrated (a copy of the template).
+    /// A new, empty PostgreSQL database on the test server (no migrations applied).
     pub async fn postgres() -> TestDatabase {
+        Self::postgres_from("").await
+    }
+
+    /// A new PostgreSQL database on the test server, migrated: a copy of the template, much
+    /// faster than migrating an empty one.
+    pub async fn postgres_migrated() -> TestDatabase {
         let template = match migrated_template() {
             Ok(name) => name,
             Err(e) => panic!("cannot make the migrated template database: {e}"),
         };
         Self::postgres_from(&format!("TEMPLATE {template}")).await
-    }
-
-    /// A new, empty PostgreSQL database (no migrations applied), for tests of the migrations.
-    pub async fn postgres_empty() -> TestDatabase {
-        Self::postgres_from("").await
     }
 
     async fn postgres_from(options: &str) -> TestDatabase {

@@ -94,5 +94,5 @@ async fn migrations_apply_once_and_seed_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_once_and_seed_postgres() {
-    apply_once_and_seed(TestDatabase::postgres_empty().await).await;
+    apply_once_and_seed(TestDatabase::postgres().await).await;
 }

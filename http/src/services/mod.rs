@@ -251,7 +251,7 @@ pub(crate) mod testing {
     /// Runs `test` on a fixture over a fresh SQLite database, then over a fresh PostgreSQL one.
     pub async fn on_both<F>(fixture: impl AsyncFn(TestDatabase) -> F, test: impl AsyncFn(F)) {
         test(fixture(TestDatabase::sqlite().await).await).await;
-        test(fixture(TestDatabase::postgres().await).await).await;
+        test(fixture(TestDatabase::postgres_migrated().await).await).await;
     }
 
     /// The password of every test account.

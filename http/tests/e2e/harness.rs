@@ -59,7 +59,7 @@ impl Backend {
     pub async fn database(self) -> TestDatabase {
         match self {
             Backend::Sqlite => TestDatabase::sqlite().await,
-            Backend::Postgres => TestDatabase::postgres().await,
+            Backend::Postgres => TestDatabase::postgres_migrated().await,
         }
     }
 
@@ -68,7 +68,7 @@ impl Backend {
     pub async fn empty_database(self) -> TestDatabase {
         match self {
             Backend::Sqlite => TestDatabase::sqlite().await,
-            Backend::Postgres => TestDatabase::postgres_empty().await,
+            Backend::Postgres => TestDatabase::postgres().await,
         }
     }
 }
