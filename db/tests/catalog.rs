@@ -32,7 +32,7 @@ macro_rules! on_both_backends {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let database = mall_db::testing::TestDatabase::postgres().await;
+                let database = mall_db::testing::TestDatabase::postgres_migrated().await;
                 let db = crate::migrated(&database).await;
                 super::$name(&db).await;
             }

@@ -3,15 +3,11 @@
 //! account (which nobody can log in to: its password is random and thrown away) puts a few
 //! products on sale.
 
-use time::OffsetDateTime;
-
-use crate::auth::AuthUser;
-use crate::auth::identity;
 use crate::config::{Config, DEFAULT_DATABASE_URL};
-use crate::dto::catalog::{CreateProductRequest, ProductSearch};
-use crate::dto::identity::{RegisterRequest, SetRolesRequest};
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::services::ServiceError;
+use crate::services::accounts::Accounts;
+use crate::services::catalog::{Catalog, ProductDraft, Search};
+use crate::services::password::new_refresh_token;
 
 /// The demo merchant's e-mail.
 pub const DEMO_MERCHANT_EMAIL: &str = "demo-merchant@example.com";
@@ -87,42 +83,36 @@ pub fn wanted(config: &Config) -> bool {
 }
 
 /// Puts the demo products on sale if the catalog is empty.
-pub async fn ensure(st: &AppState) -> Result<(), ApiError> {
-    if !wanted(&st.config) {
+pub async fn ensure(
+    config: &Config,
+    accounts: &Accounts,
+    catalog: &Catalog,
+) -> Result<(), ServiceError> {
+    if !wanted(config) {
         return Ok(());
     }
-    let listed = crate::catalog::list(st, ProductSearch::default(), 1, 1).await?;
-    if listed.total > 0 {
+    if catalog.list(&Search::default(), 1, 1).await?.total > 0 {
         return Ok(());
     }
-    let password = crate::auth::password::new_refresh_token();
-    let merchant = match identity::register(
-        st,
-        RegisterRequest {
-            email: DEMO_MERCHANT_EMAIL.to_owned(),
+    let password = new_refresh_token();
+    let merchant = match accounts
+        .register(
+            DEMO_MERCHANT_EMAIL.to_owned(),
             password,
-            name: "Demo shop".to_owned(),
-        },
-    )
-    .await
+            "Demo shop".to_owned(),
+        )
+        .await
     {
-        Ok(view) => identity::parse_id(&view.id, "user")?,
+        Ok(account) => account.user.id,
         // A catalog emptied by hand: the demo merchant exists already and stays as it is.
-        Err(e) if e.code == "email_taken" => return Ok(()),
+        Err(ServiceError::EmailTaken) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let roles = SetRolesRequest {
-        roles: vec!["merchant".to_owned()],
-    };
-    identity::set_user_roles(st, merchant, roles).await?;
-    let caller = AuthUser {
-        id: merchant,
-        session_id: 0,
-        roles: vec!["merchant".to_owned()],
-        expires_at: OffsetDateTime::now_utc(),
-    };
+    accounts
+        .set_roles(merchant, &["merchant".to_owned()])
+        .await?;
     for (name, description, price_cents, stock, categories) in PRODUCTS {
-        let req = CreateProductRequest {
+        let draft = ProductDraft {
             name: name.to_owned(),
             description: Some(description.to_owned()),
             price_cents,
@@ -130,7 +120,7 @@ pub async fn ensure(st: &AppState) -> Result<(), ApiError> {
             categories: Some(categories.iter().map(|c| (*c).to_owned()).collect()),
             image_url: None,
         };
-        crate::catalog::create(st, &caller, req).await?;
+        catalog.create(merchant, draft).await?;
     }
     tracing::info!(products = PRODUCTS.len(), "demo catalog created");
     Ok(())

@@ -15,6 +15,8 @@ use mall_actors::payment::PaymentError;
 use mall_db::DbError;
 use mall_db::domain::placement::Refused;
 
+use crate::services::ServiceError;
+
 /// Seconds a client should wait before retrying after a 503.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
@@ -402,6 +404,29 @@ impl From<CheckoutError> for ApiError {
     }
 }
 
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(fields) => {
+                ApiError::invalid(fields.iter().map(|(f, p)| (f.as_str(), p.clone())))
+            }
+            ServiceError::NotFound(what) => ApiError::not_found(what),
+            ServiceError::Forbidden(why) => ApiError::forbidden(why),
+            ServiceError::InvalidState(why) => ApiError::new(ErrorCode::InvalidState, why),
+            ServiceError::EmailTaken => ApiError::new(ErrorCode::EmailTaken, e.to_string()),
+            ServiceError::InvalidCredentials => ApiError::invalid_credentials(),
+            ServiceError::UserBanned => ApiError::user_banned(),
+            ServiceError::InvalidRefreshToken => ApiError::unauthenticated(e.to_string()),
+            ServiceError::RefreshTokenReused => {
+                ApiError::new(ErrorCode::RefreshTokenReused, e.to_string())
+            }
+            ServiceError::Db(e) => e.into(),
+            ServiceError::Orders(e) => e.into(),
+            ServiceError::Internal(why) => ApiError::internal(&why),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         self.status
@@ -482,6 +507,34 @@ mod tests {
             ApiError::new(ErrorCode::CartEmpty, "x").status,
             StatusCode::CONFLICT
         );
+    }
+
+    #[test]
+    fn service_errors_answer_the_contracts_codes() {
+        let cases = [
+            (
+                ServiceError::invalid_field("email", "no"),
+                "invalid_request",
+            ),
+            (ServiceError::NotFound("user"), "not_found"),
+            (ServiceError::Forbidden("no".into()), "forbidden"),
+            (ServiceError::InvalidState("no".into()), "invalid_state"),
+            (ServiceError::EmailTaken, "email_taken"),
+            (ServiceError::InvalidCredentials, "invalid_credentials"),
+            (ServiceError::UserBanned, "user_banned"),
+            (ServiceError::InvalidRefreshToken, "unauthenticated"),
+            (ServiceError::RefreshTokenReused, "refresh_token_reused"),
+            (
+                ServiceError::Db(DbError::Unavailable("down".into())),
+                "unavailable",
+            ),
+            (ServiceError::Internal("bug".into()), "internal"),
+        ];
+        for (err, code) in cases {
+            assert_eq!(ApiError::from(err).code, code);
+        }
+        let invalid = ApiError::from(ServiceError::invalid_field("email", "no"));
+        assert_eq!(invalid.details["fields"]["email"], "no");
     }
 
     #[actix_web::test]

@@ -2,7 +2,6 @@
 //! errors, metrics, OpenAPI — and the pieces of the `mall` binary.
 
 pub mod auth;
-pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod dto;
@@ -20,6 +19,7 @@ pub mod product_cache;
 pub mod redis;
 pub mod routes;
 pub mod server;
+pub mod services;
 pub mod state;
 pub mod storefront;
 pub mod telemetry;

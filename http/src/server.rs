@@ -5,7 +5,6 @@ use std::time::Duration;
 use actix_web::middleware::{Compress, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 
-use crate::auth::identity;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::extract::{path_config, payload_config};
@@ -50,12 +49,22 @@ pub fn app(
 pub async fn serve(config: Config) -> Result<(), StartupError> {
     let server_cfg = config.server.clone();
     let state = web::Data::new(AppState::build(config).await?);
-    identity::ensure_bootstrap_admin(&state)
+    let admin = &state.config.bootstrap;
+    if !admin.admin_email.is_empty() && !admin.admin_password.is_empty() {
+        state
+            .accounts
+            .ensure_admin(
+                &admin.admin_email,
+                &admin.admin_password,
+                &admin.admin_name,
+                "bootstrap",
+            )
+            .await
+            .map_err(|e| StartupError::Other(format!("bootstrap admin: {e}")))?;
+    }
+    crate::demo::ensure(&state.config, &state.accounts, &state.catalog)
         .await
-        .map_err(|e| StartupError::Other(format!("bootstrap admin: {}", e.message)))?;
-    crate::demo::ensure(&state)
-        .await
-        .map_err(|e| StartupError::Other(format!("demo catalog: {}", e.message)))?;
+        .map_err(|e| StartupError::Other(format!("demo catalog: {e}")))?;
     state.policy.spawn_watcher(POLICY_POLL_EVERY);
     // Timers are data: wake whatever is due now (deadlines that passed while we were down)
     // and every quarter second after.
@@ -63,7 +72,9 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         .services
         .spawn_sweeper(DEADLINE_SWEEP_EVERY, DEADLINE_LOOKAHEAD);
 
-    crate::notices::spawn_listener(state.clone());
+    state
+        .notifier
+        .spawn_listener(state.config.redis.url.clone());
     crate::housekeeping::spawn_purger(state.clone());
     let housekeeping = state.clone();
     actix_web::rt::spawn(async move {

@@ -62,6 +62,16 @@ pub struct AppState {
     pub redis: Option<Arc<crate::redis::Redis>>,
     /// The product cache (with Redis only).
     pub product_cache: Option<crate::product_cache::ProductCache>,
+    /// Tells this node's caches and the other nodes what changed.
+    pub notifier: Arc<crate::notices::Notifier>,
+    /// Accounts: registration, profiles, closing, admin operations on users.
+    pub accounts: crate::services::accounts::Accounts,
+    /// Logins and their refresh tokens.
+    pub sessions: crate::services::sessions::Sessions,
+    /// Roles and permissions.
+    pub roles: crate::services::roles::Roles,
+    /// The product catalog.
+    pub catalog: crate::services::catalog::Catalog,
 }
 
 /// Why the state could not be built.
@@ -169,12 +179,33 @@ impl AppState {
         let limits =
             crate::limits::Limits::new(config.rate_limit.clone(), redis.clone(), &metrics.registry)
                 .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
+        let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
+        let notifier = Arc::new(crate::notices::Notifier::new(
+            Arc::clone(&auth_cache),
+            Arc::clone(&policy),
+            redis.clone(),
+        ));
+        let crate::services::Services {
+            accounts,
+            sessions,
+            roles,
+            catalog,
+        } = crate::services::Services::new(
+            &db,
+            &ids,
+            Duration::from_secs(config.auth.refresh_ttl_secs),
+            Arc::new(services.orders.clone()),
+            product_cache.clone(),
+            notifier.clone(),
+            crate::auth::store::check_permission,
+        );
         Ok(AppState {
-            auth: Authenticator::new(
-                Arc::clone(&tokens),
-                db.clone(),
-                AuthCache::new(AUTH_CACHE_TTL),
-            ),
+            auth: Authenticator::new(Arc::clone(&tokens), db.clone(), auth_cache),
+            accounts,
+            sessions,
+            roles,
+            catalog,
+            notifier,
             config: Arc::new(config),
             db,
             ids,

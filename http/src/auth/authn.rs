@@ -11,6 +11,8 @@ use mall_db::{Db, repo};
 use super::cache::AuthCache;
 use super::jwt::TokenService;
 use crate::error::ApiError;
+use crate::services::Principal;
+use crate::services::roles::ADMIN_ROLE;
 
 /// The authenticated caller, put in the request's extensions by the access middleware.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,29 +32,28 @@ impl AuthUser {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
     }
+
+    /// The caller as the services see it.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            user_id: self.id,
+            admin: self.has_role(ADMIN_ROLE),
+        }
+    }
 }
 
 /// Checks bearer tokens.
 pub struct Authenticator {
     tokens: Arc<TokenService>,
     db: Db,
-    cache: AuthCache,
+    cache: Arc<AuthCache>,
 }
 
 impl Authenticator {
-    /// An authenticator over `db`, caching account state for `cache.ttl()`.
-    pub fn new(tokens: Arc<TokenService>, db: Db, cache: AuthCache) -> Self {
+    /// An authenticator over `db`, caching account state for `cache.ttl()` (the cache is shared
+    /// with whoever forgets what changed: see `crate::notices`).
+    pub fn new(tokens: Arc<TokenService>, db: Db, cache: Arc<AuthCache>) -> Self {
         Authenticator { tokens, db, cache }
-    }
-
-    /// Forgets what is cached about `user_id`: call after changing its account, roles or logins.
-    pub fn invalidate(&self, user_id: i64) {
-        self.cache.invalidate_user(user_id);
-    }
-
-    /// Forgets everything cached (after a change that touches many users).
-    pub fn invalidate_all(&self) {
-        self.cache.clear();
     }
 
     /// The caller behind `token`: 401 for a bad, expired, revoked or closed-account token,

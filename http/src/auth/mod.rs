@@ -4,7 +4,6 @@ pub mod authn;
 pub mod cache;
 pub mod identity;
 pub mod jwt;
-pub mod password;
 pub mod policy;
 pub mod store;
 

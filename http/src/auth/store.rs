@@ -9,9 +9,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mall_db::models::RoleWithPermissions;
+use mall_db::repo::roles::NewPermission;
 use mall_db::{Db, DbError, repo};
 
-use super::policy::{Effect, Policy, Rule};
+use super::policy::{Effect, Policy, Rule, validate_rule};
 
 /// The current policy and the version it was compiled from.
 pub struct PolicyStore {
@@ -31,6 +32,25 @@ pub fn rules_of(role: &RoleWithPermissions) -> Vec<Rule> {
             effect: Effect::parse(&p.effect).unwrap_or(Effect::Deny),
         })
         .collect()
+}
+
+/// Checks a permission as an admin gives it and answers it as stored (method upper-cased),
+/// or the part at fault and why: the roles service's `RuleCheck`, since the policy owns the
+/// rule language.
+pub fn check_permission(p: &NewPermission) -> Result<NewPermission, (&'static str, String)> {
+    let effect = Effect::parse(&p.effect).ok_or((".effect", "must be allow or deny".to_owned()))?;
+    let method = p.method.to_ascii_uppercase();
+    let rule = Rule {
+        method: method.clone(),
+        path: p.path.clone(),
+        effect,
+    };
+    validate_rule(&rule).map_err(|e| ("", e.to_string()))?;
+    Ok(NewPermission {
+        method,
+        path: p.path.clone(),
+        effect: effect.as_str().to_owned(),
+    })
 }
 
 impl PolicyStore {

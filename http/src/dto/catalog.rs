@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 use mall_db::models::ProductRow;
 
 use super::{present, stored_time};
+use crate::services::catalog::{ProductDraft, ProductPatch, Search};
 
 /// A product as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -135,6 +136,42 @@ pub struct ProductSearch {
     /// `newest` (default), `price_asc` or `price_desc`.
     #[param(pattern = "^(newest|price_asc|price_desc)$")]
     pub sort: Option<String>,
+}
+
+impl From<CreateProductRequest> for ProductDraft {
+    fn from(r: CreateProductRequest) -> Self {
+        ProductDraft {
+            name: r.name,
+            description: r.description,
+            price_cents: r.price_cents,
+            stock: r.stock,
+            categories: r.categories,
+            image_url: r.image_url,
+        }
+    }
+}
+
+impl From<UpdateProductRequest> for ProductPatch {
+    fn from(r: UpdateProductRequest) -> Self {
+        ProductPatch {
+            name: r.name,
+            description: r.description,
+            price_cents: r.price_cents,
+            stock: r.stock,
+            categories: r.categories,
+            image_url: r.image_url,
+        }
+    }
+}
+
+impl From<ProductSearch> for Search {
+    fn from(r: ProductSearch) -> Self {
+        Search {
+            q: r.q,
+            category: r.category,
+            sort: r.sort,
+        }
+    }
 }
 
 #[cfg(test)]

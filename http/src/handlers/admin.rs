@@ -2,15 +2,22 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::auth::identity::{self, parse_id};
-use crate::dto::PageQuery;
+use mall_db::repo::roles::NewPermission;
+
+use crate::auth::identity::parse_id;
 use crate::dto::identity::*;
+use crate::dto::{PageQuery, Paged};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::extract::{Caller, Json, Query};
+use crate::services::accounts::Account;
 use crate::state::AppState;
 
 type Data = web::Data<AppState>;
+
+fn admin_view(account: Account) -> AdminUserView {
+    AdminUserView::of(&account.user, account.roles)
+}
 
 /// Look users up by part of their email.
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(UserSearch, PageQuery),
@@ -21,8 +28,15 @@ pub async fn list_users(
     page: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (page, size) = page.into_inner().resolve()?;
-    Ok(HttpResponse::Ok()
-        .json(identity::list_users(&st, search.email.as_deref(), page, size).await?))
+    let found = st
+        .accounts
+        .list(search.email.as_deref(), page, size)
+        .await?;
+    Ok(
+        HttpResponse::Ok().json(Paged::of(found, page, size, |(user, roles)| {
+            AdminUserView::of(&user, roles)
+        })),
+    )
 }
 
 /// One user.
@@ -30,7 +44,7 @@ pub async fn list_users(
     responses((status = 200, body = AdminUserView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_user(st: Data, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "user")?;
-    Ok(HttpResponse::Ok().json(identity::get_user(&st, id).await?))
+    Ok(HttpResponse::Ok().json(admin_view(st.accounts.get(id).await?)))
 }
 
 /// Replace a user's roles.
@@ -42,7 +56,8 @@ pub async fn set_roles(
     body: Json<SetRolesRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "user")?;
-    Ok(HttpResponse::Ok().json(identity::set_user_roles(&st, id, body.into_inner()).await?))
+    let account = st.accounts.set_roles(id, &body.into_inner().roles).await?;
+    Ok(HttpResponse::Ok().json(admin_view(account)))
 }
 
 /// Ban a user: their tokens stop working at once.
@@ -56,7 +71,9 @@ pub async fn ban(
     body: Json<BanRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "user")?;
-    identity::set_ban(&st, &caller, id, Some(body.into_inner().reason)).await?;
+    st.accounts
+        .set_ban(caller.id, id, Some(body.into_inner().reason))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -69,7 +86,7 @@ pub async fn unban(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "user")?;
-    identity::set_ban(&st, &caller, id, None).await?;
+    st.accounts.set_ban(caller.id, id, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -83,7 +100,7 @@ pub async fn close_user(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "user")?;
-    identity::admin_close(&st, &caller, id).await?;
+    st.accounts.close_by_admin(caller.id, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -92,7 +109,8 @@ pub async fn close_user(
     responses((status = 200, body = inline(crate::dto::Paged<RoleView>)), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_roles(st: Data, page: Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let (page, size) = page.into_inner().resolve()?;
-    Ok(HttpResponse::Ok().json(identity::list_roles(&st, page, size).await?))
+    let found = st.roles.list(page, size).await?;
+    Ok(HttpResponse::Ok().json(Paged::of(found, page, size, |r| RoleView::of(&r))))
 }
 
 /// Create or replace a role.
@@ -103,13 +121,24 @@ pub async fn put_role(
     name: web::Path<String>,
     body: Json<PutRoleRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(identity::put_role(&st, &name, body.into_inner()).await?))
+    let permissions: Vec<NewPermission> = body
+        .into_inner()
+        .permissions
+        .into_iter()
+        .map(|p| NewPermission {
+            method: p.method,
+            path: p.path,
+            effect: p.effect,
+        })
+        .collect();
+    let role = st.roles.put(&name, &permissions).await?;
+    Ok(HttpResponse::Ok().json(RoleView::of(&role)))
 }
 
 /// Delete a role (not `admin`).
 #[utoipa::path(delete, path = "/api/v1/admin/roles/{name}", tag = "admin", params(("name" = String, Path)),
     responses((status = 204, description = "deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_role(st: Data, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    identity::delete_role(&st, &name).await?;
+    st.roles.delete(&name).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -6,9 +6,10 @@ use jsonwebtoken::Algorithm;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::commerce::sleep_until;
 use crate::harness::{
-    App, Backend, assert_rfc3339, jwt_claims, now_unix, sign_jwt, sorted_strings, unique_email,
-    unsigned_jwt,
+    App, Backend, assert_rfc3339, eventually, jwt_claims, now_unix, sign_jwt, sorted_strings,
+    unique_email, unsigned_jwt,
 };
 
 both_backends!(
@@ -135,12 +136,26 @@ async fn configured_access_ttl_is_honoured(backend: Backend) {
     assert_eq!(user.tokens.body["expires_in"], 2, "{}", user.tokens.body);
     assert_eq!(app.me_status(user.access()).await, 200);
 
-    // Wait (the configured deadline) until the token is past its exp, with no leeway.
+    // Poll (bounded: the configured lifetime and some grace) until the token is refused, and
+    // check that the refusal did not come before its exp, the first second it is no longer
+    // valid in (RFC 7519: valid while now < exp; the harness allows no leeway).
     let exp = jwt_claims(user.access())["exp"].as_i64().unwrap();
-    while now_unix() <= exp {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let last_sent = std::cell::Cell::new(time::OffsetDateTime::now_utc());
+    let (refused, took) = eventually(Duration::from_secs(5), || {
+        last_sent.set(time::OffsetDateTime::now_utc());
+        async { app.me_status(user.access()).await == 401 }
+    })
+    .await;
+    assert!(
+        refused,
+        "the token still worked {took:?} later, past its exp {exp}"
+    );
+    // The request that was refused left at most a moment (its latency) before exp.
+    let early = time::OffsetDateTime::from_unix_timestamp(exp).unwrap() - last_sent.get();
+    assert!(
+        early <= time::Duration::milliseconds(500),
+        "refused {early} before its exp {exp}"
+    );
     app.get("/api/v1/users/me", Some(user.access()))
         .await
         .expect_error(401, "unauthenticated");
@@ -153,22 +168,22 @@ async fn configured_access_ttl_is_honoured(backend: Backend) {
 async fn configured_refresh_ttl_is_honoured(backend: Backend) {
     let app = App::start_with(backend, |b| b.env("MALL__AUTH__REFRESH_TTL_SECS", "2")).await;
     let user = app.new_user("refresh-ttl").await;
+    // The refresh token was issued (and its expiry fixed) before this instant.
+    let issued_by = time::OffsetDateTime::now_utc();
     assert_eq!(
         user.tokens.body["refresh_expires_in"], 2,
         "{}",
         user.tokens.body
     );
-    let issued = now_unix();
     // A second pair to spend after the deadline, and one to check it works before it.
     let spare = app.login(&user.email, &user.password).await;
     let renewed = app.refresh(&spare.refresh).await;
     assert_eq!(app.me_status(&renewed.access).await, 200);
 
-    // Wait (the configured deadline) until the refresh token is past its lifetime.
-    while now_unix() <= issued + 2 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Wait out the configured lifetime itself, counted from an instant after the issue, and no
+    // more. (Polling cannot tell "still valid" without spending the token; the services' tests
+    // move a clock instead of waiting.)
+    sleep_until(issued_by + time::Duration::seconds(2), Duration::ZERO).await;
     app.try_refresh(&user.tokens.refresh)
         .await
         .expect_error(401, "unauthenticated");

@@ -19,7 +19,7 @@ fn toml_str(s: &str) -> String {
 }
 
 async fn migrate_applies_the_schema(backend: Backend) {
-    let db = backend.database().await;
+    let db = backend.empty_database().await;
     for run in 1..=2 {
         let mut process = ServerBuilder::bare()
             .env("MALL__DATABASE__URL", db.url())

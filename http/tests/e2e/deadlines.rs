@@ -12,7 +12,7 @@ use crate::commerce::{
     get_payment, id, kill, open_payment, order_path, order_payments, place_order, product, restart,
     secs_between, sleep_until, stock, time_of, try_open_payment,
 };
-use crate::harness::{App, Backend, Server, ServerBuilder, eventually};
+use crate::harness::{App, Backend, Server, ServerBuilder, eventually, metric};
 
 both_backends!(
     unpaid_orders_expire,
@@ -163,7 +163,11 @@ async fn paid_and_cancelled_orders_are_left_alone(backend: Backend) {
         is_expired,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The pending order was placed last, so its deadline is the latest: its expiry, observed
+    // above, is a timer that went off after the others' deadlines had passed (no sleep needed
+    // to let them "have a chance")...
+    let deadline_of = |o: &Value| time_of(&o["expires_at"], "expires_at");
+    assert!(deadline_of(&paid) <= expires && deadline_of(&cancelled) <= expires);
     // ...the others did not move, and the cancelled one's stock came back only once.
     assert_eq!(get_order(&app, token, &id(&paid)).await, paid_before);
     assert_eq!(
@@ -243,7 +247,8 @@ async fn overdue_orders_expire_after_a_restart(backend: Backend) {
     // SIGKILL before the deadline; back only once it has passed. The new process is configured
     // with a long timeout: the stored deadline rules.
     kill(&mut app);
-    sleep_until(expires, Duration::from_millis(1500)).await;
+    // Down until the (configured, short) deadline has passed: the scenario itself.
+    sleep_until(expires, Duration::ZERO).await;
     restart(&mut app, |b| b.env(ORDER_TIMEOUT, "900")).await;
     let started = std::time::Instant::now();
     let (ok, took) = eventually(Duration::from_secs(5), || async {
@@ -311,7 +316,8 @@ async fn payment_sessions_expire_after_a_restart(backend: Backend) {
     let expires = time_of(&payment["expires_at"], "expires_at");
 
     kill(&mut app);
-    sleep_until(expires, Duration::from_millis(1000)).await;
+    // Down until the (configured, short) deadline has passed: the scenario itself.
+    sleep_until(expires, Duration::ZERO).await;
     restart(&mut app, |b| b).await;
     let (ok, took) = eventually(Duration::from_secs(5), || async {
         get_payment(&app, &token, &id(&payment)).await["status"] == "expired"
@@ -425,6 +431,9 @@ async fn cancels_raced_against_expiry_return_stock_once(backend: Backend) {
         let payment = open_payment(&app, token, &id(&order)).await;
         rounds.push((order, payment));
     }
+    // A probe placed after them all, left alone: its expiry is a timer going off after every
+    // deadline of the rounds, the sign that no late timer of theirs is still to come.
+    let probe = place_order(&app, token, &[(&a, 1)]).await;
     let c = card(GOOD_CARD);
     let results: Vec<(u16, Vec<u16>)> = join_all(rounds.iter().zip(offsets_ms).map(
         |((order, payment), offset)| {
@@ -480,8 +489,18 @@ async fn cancels_raced_against_expiry_return_stock_once(backend: Backend) {
             _ => panic!("unexpected final state: {last}"),
         }
     }
-    // Let any late timer fire, then count the stock.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Once the probe has expired no timer of the rounds is left to fire: count the stock.
+    let probe_deadline = time_of(&probe["expires_at"], "expires_at");
+    order_becomes(
+        &app,
+        token,
+        &id(&probe),
+        probe_deadline,
+        GRACE,
+        "probe expired",
+        is_expired,
+    )
+    .await;
     check_invariants(&app, &[(a, 20)], &[token.to_owned()]).await;
 }
 
@@ -605,7 +624,17 @@ async fn two_processes_on_one_database_expire_each_order_once() {
             order_becomes(&node1, token, &id(o), expires, GRACE, "expired", is_expired).await;
         assert_expired_on_time(&expired);
     }
-    sleep_until(last, Duration::from_millis(1500)).await;
+    // Every order is expired; each node also held timers for orders the other expired. Once
+    // every timer each node set has gone off, no second expiry can still come: then count.
+    assert!(time::OffsetDateTime::now_utc() > last);
+    for node in [&node1, &node2] {
+        let (all_fired, took) = eventually(GRACE, || async {
+            let armed = metric(node, "actor_timers_armed_total{kind=\"order\"}").await;
+            armed > 0.0 && metric(node, "actor_timers_fired_total{kind=\"order\"}").await >= armed
+        })
+        .await;
+        assert!(all_fired, "order timers still armed after {took:?}");
+    }
     assert_eq!(
         stock(&node1, &a).await,
         40,

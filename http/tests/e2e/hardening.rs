@@ -9,7 +9,7 @@ use crate::commerce::{
     CHECKOUT, GOOD_CARD, ORDERS, add_to_cart, address, cancel_order, card, checked_order, id,
     order_body, product, stock,
 };
-use crate::harness::{App, Backend, Server, jwt_claims, now_unix, sign_jwt, unique_email};
+use crate::harness::{App, Backend, Server, jwt_claims, metric, now_unix, sign_jwt, unique_email};
 
 both_backends!(
     control_characters_are_refused_and_nothing_is_stored,
@@ -413,11 +413,7 @@ async fn smaller_edges_of_the_contract(backend: Backend) {
 
 /// The value of `db_rows_purged_total{table="..."}` in `/metrics` (0 before the first run).
 async fn purged(app: &Server, table: &str) -> f64 {
-    let text = app.get("/metrics", None).await.text;
-    let label = format!("db_rows_purged_total{{table=\"{table}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(label.as_str()))
-        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+    metric(app, &format!("db_rows_purged_total{{table=\"{table}\"}}")).await
 }
 
 async fn expired_rows_are_purged_on_a_schedule(backend: Backend) {

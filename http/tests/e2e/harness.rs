@@ -54,8 +54,18 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// A fresh, empty database of this kind; dropped (deleted) with the value.
+    /// A fresh database of this kind (PostgreSQL: migrated; SQLite: an empty file the mall
+    /// migrates at start-up); dropped (deleted) with the value.
     pub async fn database(self) -> TestDatabase {
+        match self {
+            Backend::Sqlite => TestDatabase::sqlite().await,
+            Backend::Postgres => TestDatabase::postgres_migrated().await,
+        }
+    }
+
+    /// A fresh database with no migrations applied (a PostgreSQL test database is otherwise
+    /// a migrated copy).
+    pub async fn empty_database(self) -> TestDatabase {
         match self {
             Backend::Sqlite => TestDatabase::sqlite().await,
             Backend::Postgres => TestDatabase::postgres().await,
@@ -823,6 +833,16 @@ pub fn unsigned_jwt(claims: &Value) -> String {
 /// The current Unix time in seconds.
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The value of one series on a server's `/metrics`, e.g. `x_total{kind="order"}` (0 when
+/// absent).
+pub async fn metric(server: &Server, series: &str) -> f64 {
+    let text = server.get("/metrics", None).await.text;
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
 }
 
 /// Asserts that `value` is an RFC 3339 time string.

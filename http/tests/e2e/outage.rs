@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -32,6 +32,9 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 const OUTAGE_ANSWER_WITHIN: Duration = Duration::from_millis(2500);
 /// How long after the database is back the mall must be ready again.
 const RECOVERY_WITHIN: Duration = Duration::from_secs(5);
+/// The bound on waiting for a load to have been answered so many times (generous: the
+/// machine may be busy; the wait ends as soon as the answers are in).
+const LOAD_WITHIN: Duration = Duration::from_secs(30);
 
 /// The mall configured for fault tests: short database and actor timeouts, so that an outage
 /// is answered quickly.
@@ -136,6 +139,52 @@ impl Outcome {
             Outcome::Answered(r) => Some(r.status),
             _ => None,
         }
+    }
+}
+
+/// What the load has seen so far, counted as the answers come (the tests wait on these
+/// instead of sleeping: a load "has run" when it has been answered, not after a while).
+#[derive(Default)]
+struct Tally {
+    /// Answers 2xx.
+    ok: AtomicUsize,
+    /// Answers 503.
+    unavailable: AtomicUsize,
+}
+
+impl Tally {
+    fn count(&self, outcome: &Outcome) {
+        match outcome.status() {
+            Some(200..=299) => self.ok.fetch_add(1, Ordering::SeqCst),
+            Some(503) => self.unavailable.fetch_add(1, Ordering::SeqCst),
+            _ => 0,
+        };
+    }
+
+    fn ok(&self) -> usize {
+        self.ok.load(Ordering::SeqCst)
+    }
+
+    fn unavailable(&self) -> usize {
+        self.unavailable.load(Ordering::SeqCst)
+    }
+
+    /// Waits (bounded) until `what` of the tally reaches `at_least`; panics with `report` if not.
+    async fn wait_for(
+        &self,
+        what: &str,
+        read: impl Fn(&Tally) -> usize,
+        at_least: usize,
+        within: Duration,
+        report: impl FnOnce() -> String,
+    ) {
+        let (ok, took) = eventually(within, || async { read(self) >= at_least }).await;
+        assert!(
+            ok,
+            "{what}: {} after {took:?}, wanted {at_least}\n{}",
+            read(self),
+            report()
+        );
     }
 }
 
@@ -494,10 +543,12 @@ async fn database_crash_during_checkouts_leaves_no_half_made_order() {
     let buyers = tokens(&users);
 
     let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
     let http = client(true);
     let mut workers = Vec::new();
     for (worker, token) in buyers.iter().cloned().enumerate() {
         let stop = stop.clone();
+        let tally = tally.clone();
         let http = http.clone();
         let base = rig.base.clone();
         let products = [kettle.clone(), filter.clone()];
@@ -515,6 +566,7 @@ async fn database_crash_during_checkouts_leaves_no_half_made_order() {
                     let started = Instant::now();
                     let outcome =
                         attempt(&http, &base, Method::POST, path, Some(&token), Some(body)).await;
+                    tally.count(&outcome);
                     records.push(Record {
                         worker,
                         op,
@@ -529,19 +581,49 @@ async fn database_crash_during_checkouts_leaves_no_half_made_order() {
         }));
     }
 
-    // The load runs; in its middle the database crashes and comes back 2 s later.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The load runs (every worker has had answers); in its middle the database crashes, stays
+    // down until the load has met the outage (answers 503), and comes back.
+    let warmed = 4 * buyers.len();
+    tally
+        .wait_for(
+            "answered before the crash",
+            Tally::ok,
+            warmed,
+            LOAD_WITHIN,
+            || rig.report(),
+        )
+        .await;
     let down_at = Instant::now();
     rig.pg.stop(StopMode::Immediate).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let refused = tally.unavailable() + buyers.len();
+    tally
+        .wait_for(
+            "answered 503 during the outage",
+            Tally::unavailable,
+            refused,
+            LOAD_WITHIN,
+            || rig.report(),
+        )
+        .await;
     rig.pg.start().await;
     let up_at = Instant::now();
     let (ready, took) = eventually(RECOVERY_WITHIN, || async {
         rig.get("/readyz", None).await.status == 200
     })
     .await;
-    // Some load after the recovery too.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Some load after the recovery too: every worker served again.
+    let served = tally.ok() + 2 * buyers.len();
+    if ready {
+        tally
+            .wait_for(
+                "answered after the recovery",
+                Tally::ok,
+                served,
+                LOAD_WITHIN,
+                || rig.report(),
+            )
+            .await;
+    }
     stop.store(true, Ordering::Relaxed);
     let mut records = Vec::new();
     for w in workers {
@@ -665,8 +747,10 @@ async fn sigterm_with_orders_in_flight_finishes_them_and_exits_zero() {
     // a request fails to connect).
     let (kept, fresh) = (client(true), client(false));
     let give_up = Instant::now() + Duration::from_secs(30);
+    let (orders_seen, logins_seen) = (Arc::new(Tally::default()), Arc::new(Tally::default()));
     let mut workers = Vec::new();
     for (worker, token) in buyers.iter().cloned().enumerate() {
+        let tally = orders_seen.clone();
         let http = if worker % 2 == 0 { &kept } else { &fresh }.clone();
         let base = rig.base.clone();
         let (lamp, shade) = (lamp.clone(), shade.clone());
@@ -686,6 +770,7 @@ async fn sigterm_with_orders_in_flight_finishes_them_and_exits_zero() {
                     Some(&body),
                 )
                 .await;
+                tally.count(&outcome);
                 let done = matches!(outcome, Outcome::NotConnected(_));
                 records.push(Record {
                     worker,
@@ -704,6 +789,7 @@ async fn sigterm_with_orders_in_flight_finishes_them_and_exits_zero() {
     }
     // And logins, the slowest requests (argon2).
     {
+        let tally = logins_seen.clone();
         let http = kept.clone();
         let base = rig.base.clone();
         let login = json!({"email": users[0].email, "password": users[0].password});
@@ -720,6 +806,7 @@ async fn sigterm_with_orders_in_flight_finishes_them_and_exits_zero() {
                     Some(&login),
                 )
                 .await;
+                tally.count(&outcome);
                 let done = matches!(outcome, Outcome::NotConnected(_));
                 records.push(Record {
                     worker: usize::MAX,
@@ -737,7 +824,22 @@ async fn sigterm_with_orders_in_flight_finishes_them_and_exits_zero() {
         }));
     }
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // SIGTERM once the load is under way: every worker has had orders placed, and a login
+    // answered (so the next ones are in flight when the signal comes).
+    orders_seen
+        .wait_for(
+            "orders placed",
+            Tally::ok,
+            3 * buyers.len(),
+            LOAD_WITHIN,
+            || rig.report(),
+        )
+        .await;
+    logins_seen
+        .wait_for("logins answered", Tally::ok, 1, LOAD_WITHIN, || {
+            rig.report()
+        })
+        .await;
     let term_at = Instant::now();
     rig.server.process.terminate();
     let status = rig

@@ -1,4 +1,5 @@
-//! Password hashing with argon2id, and the random refresh tokens and their storage hashes.
+//! Password hashing with argon2id (and the [`Hasher`] the services use to keep it off the async
+//! workers), and the random refresh tokens and their storage hashes.
 
 use std::sync::OnceLock;
 
@@ -7,6 +8,8 @@ use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
+
+use super::ServiceError;
 
 /// Why a password could not be hashed or checked.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +105,29 @@ pub fn hash_refresh_token(token: &str) -> String {
         out.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
     out
+}
+
+/// Hashes and checks passwords on the blocking pool: argon2 takes tens of milliseconds of CPU,
+/// which must not stall the async workers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hasher;
+
+impl Hasher {
+    /// The PHC string to store for `password`.
+    pub async fn hash(&self, password: String) -> Result<String, ServiceError> {
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
+
+    /// True when `password` matches the stored `phc`.
+    pub async fn verify(&self, password: String, phc: String) -> Result<bool, ServiceError> {
+        tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(|e| ServiceError::Internal(e.to_string()))
+    }
 }
 
 #[cfg(test)]
