@@ -17,12 +17,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
-use mall_db::clock;
 use mall_db::repo::idempotency::{self, Claim};
 use mall_db::repo::orders::IdempotencyBinding;
+use mall_db::{Db, clock};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::state::AppState;
 
 /// The request header.
 pub const HEADER: &str = "Idempotency-Key";
@@ -98,7 +97,7 @@ fn fingerprint(req: &HttpRequest, body: &[u8]) -> String {
 /// Runs `effect` at most once per key. `recover` renders what an earlier attempt made when it
 /// crashed before its response was stored.
 pub async fn guard<F, Fut, R, RFut>(
-    st: &AppState,
+    db: &Db,
     user_id: i64,
     req: &HttpRequest,
     body: &[u8],
@@ -116,7 +115,7 @@ where
     };
     let now = clock::now();
     let claim = {
-        let mut conn = st.db.write().await?;
+        let mut conn = db.write().await?;
         idempotency::claim(
             &mut conn,
             user_id,
@@ -138,7 +137,7 @@ where
         }
         Claim::Made { resource } => {
             let reply = recover(resource).await?;
-            store(st, user_id, &key, &reply).await;
+            store(db, user_id, &key, &reply).await;
             Ok(reply.into_response(true))
         }
         Claim::InProgress => Err(ApiError::new(
@@ -156,7 +155,7 @@ where
             };
             let failure = match effect(Some(binding)).await {
                 Ok(reply) => {
-                    store(st, user_id, &key, &reply).await;
+                    store(db, user_id, &key, &reply).await;
                     return Ok(reply.into_response(false));
                 }
                 Err(e) => e,
@@ -165,10 +164,10 @@ where
             // up while its effect was still running) may have bound the key meanwhile: then what
             // it made is the answer, not this failure (a checkout would otherwise answer
             // `cart_empty` for the purchase that emptied the cart).
-            match made_or_released(st, user_id, &key, failure.status.is_server_error()).await {
+            match made_or_released(db, user_id, &key, failure.status.is_server_error()).await {
                 Some(resource) => {
                     let reply = recover(resource).await?;
-                    store(st, user_id, &key, &reply).await;
+                    store(db, user_id, &key, &reply).await;
                     Ok(reply.into_response(true))
                 }
                 // Nothing was done: the key is free again and a retry runs.
@@ -179,7 +178,7 @@ where
                         status: failure.status,
                         body: failure.body(),
                     };
-                    store(st, user_id, &key, &reply).await;
+                    store(db, user_id, &key, &reply).await;
                     Err(failure)
                 }
             }
@@ -189,9 +188,9 @@ where
 
 /// After a failed effect: what is bound to the key, if anything. When the failure is worth a
 /// retry (`release`), the key is also freed, but only while nothing is bound to it.
-async fn made_or_released(st: &AppState, user_id: i64, key: &str, release: bool) -> Option<String> {
+async fn made_or_released(db: &Db, user_id: i64, key: &str, release: bool) -> Option<String> {
     let found = async {
-        let mut conn = st.db.write().await?;
+        let mut conn = db.write().await?;
         if release {
             idempotency::release(&mut conn, user_id, key).await
         } else {
@@ -205,9 +204,9 @@ async fn made_or_released(st: &AppState, user_id: i64, key: &str, release: bool)
     })
 }
 
-async fn store(st: &AppState, user_id: i64, key: &str, reply: &Reply) {
+async fn store(db: &Db, user_id: i64, key: &str, reply: &Reply) {
     let stored = async {
-        let mut conn = st.db.write().await?;
+        let mut conn = db.write().await?;
         idempotency::complete(
             &mut conn,
             user_id,

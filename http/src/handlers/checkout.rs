@@ -34,7 +34,7 @@ pub async fn checkout(
     let user = caller.id;
     let deadline = st.deadline();
     idempotency::guard(
-        &st,
+        &st.db,
         user,
         &req,
         &body,

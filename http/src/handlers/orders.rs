@@ -92,7 +92,7 @@ pub async fn create(
     let user = caller.id;
     let deadline = st.deadline();
     idempotency::guard(
-        &st,
+        &st.db,
         user,
         &req,
         &body,

@@ -42,7 +42,7 @@ pub async fn open(
     let user = caller.id;
     let deadline = st.deadline();
     idempotency::guard(
-        &st,
+        &st.db,
         user,
         &req,
         &body,
@@ -98,7 +98,7 @@ pub async fn confirm(
     let user = caller.id;
     let deadline = st.deadline();
     idempotency::guard(
-        &st,
+        &st.db,
         user,
         &req,
         &body,
