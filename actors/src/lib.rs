@@ -4,6 +4,7 @@
 
 pub mod cart;
 pub mod checkout;
+pub mod cluster;
 pub mod deadlines;
 pub mod deps;
 pub mod order;
