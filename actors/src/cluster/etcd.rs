@@ -174,9 +174,7 @@ async fn claim_number(
 }
 
 /// Registers at start-up, retrying until `settings.lease_ttl` has passed.
-pub(super) async fn join(
-    settings: &Settings,
-) -> Result<(Client, Registration), ClusterError> {
+pub(super) async fn join(settings: &Settings) -> Result<(Client, Registration), ClusterError> {
     let started = Instant::now();
     let limit = call_timeout(settings.lease_ttl);
     loop {
@@ -238,31 +236,42 @@ pub(super) async fn keep_alive(shared: Arc<Shared>, mut client: Client, first: R
             }
             continue;
         };
-        if stream.is_none() {
+        let round = if stream.is_none() {
+            // Opening the stream is itself a keep-alive round: etcd-client sends one and
+            // waits for its answer (an unknown lease is an error there, not a TTL of 0).
+            let sent = Instant::now();
             match bounded(limit, client.lease_keep_alive(registration.lease)).await {
-                Ok(s) => stream = Some(s),
-                Err(e) => {
-                    shared.failed(&e.to_string());
-                    continue;
+                Ok(s) => {
+                    stream = Some(s);
+                    Round::Renewed(sent, registration.granted.1)
                 }
+                Err(e) if lease_not_found(&e) => Round::Lost,
+                Err(e) => Round::Failed(e.to_string()),
             }
-        }
-        let Some((keeper, responses)) = stream.as_mut() else {
+        } else if let Some((keeper, responses)) = stream.as_mut() {
+            let sent = Instant::now();
+            let exchange = async {
+                keeper.keep_alive().await?;
+                responses.message().await
+            };
+            match tokio::time::timeout(limit, exchange).await {
+                Ok(Ok(Some(resp))) if resp.ttl() > 0 => Round::Renewed(
+                    sent,
+                    Duration::from_secs(u64::try_from(resp.ttl()).unwrap_or(0)),
+                ),
+                Ok(Ok(Some(_))) => Round::Lost,
+                Ok(Ok(None)) => Round::Failed("the keep-alive stream ended".into()),
+                Ok(Err(e)) => Round::Failed(e.to_string()),
+                Err(_) => Round::Failed(format!("no keep-alive answer within {limit:?}")),
+            }
+        } else {
             continue;
         };
-        let sent = Instant::now();
-        let round = async {
-            keeper.keep_alive().await?;
-            responses.message().await
-        };
-        match tokio::time::timeout(limit, round).await {
-            Ok(Ok(Some(resp))) if resp.ttl() > 0 => {
-                let ttl = Duration::from_secs(u64::try_from(resp.ttl()).unwrap_or(0));
-                shared.renewed(registration, sent, ttl);
-            }
-            Ok(Ok(Some(_))) => {
-                // TTL 0: etcd no longer knows the lease (it expired while we were cut off, or
-                // etcd lost its data). Our keys and number are gone: register anew at once.
+        match round {
+            Round::Renewed(sent, ttl) => shared.renewed(registration, sent, ttl),
+            Round::Lost => {
+                // etcd no longer knows the lease (it expired while we were cut off, or etcd
+                // lost its data): our keys and number are gone. Register anew at once.
                 tracing::warn!(node_id = %shared.settings.node_id, lease = registration.lease, "etcd lease lost; registering again");
                 shared.lost();
                 current = None;
@@ -277,30 +286,48 @@ pub(super) async fn keep_alive(shared: Arc<Shared>, mut client: Client, first: R
                     Err(e) => shared.failed(&e.to_string()),
                 }
             }
-            Ok(Ok(None)) => {
+            Round::Failed(why) => {
                 stream = None;
-                shared.failed("the keep-alive stream ended");
-            }
-            Ok(Err(e)) => {
-                stream = None;
-                shared.failed(&e.to_string());
-            }
-            Err(_) => {
-                stream = None;
-                shared.failed(&format!("no keep-alive answer within {limit:?}"));
+                shared.failed(&why);
             }
         }
     }
 }
 
+/// What one keep-alive round found.
+enum Round {
+    /// The lease lives: sent at, TTL answered.
+    Renewed(Instant, Duration),
+    /// etcd does not know the lease any more.
+    Lost,
+    /// No answer (etcd unreachable, the stream broke, a timeout).
+    Failed(String),
+}
+
+/// Whether `e` is etcd-client's way of saying that the lease no longer exists.
+fn lease_not_found(e: &ClusterError) -> bool {
+    matches!(e, ClusterError::Etcd(etcd_client::Error::LeaseKeepAliveError(why)) if why.contains("not found"))
+}
+
 /// Revokes the lease, which deletes every key registered under it at once.
-pub(super) async fn revoke(client: &mut Client, lease: i64, limit: Duration) -> Result<(), ClusterError> {
+pub(super) async fn revoke(
+    client: &mut Client,
+    lease: i64,
+    limit: Duration,
+) -> Result<(), ClusterError> {
     bounded(limit, client.lease_revoke(lease)).await.map(|_| ())
 }
 
 /// Lists the members and services and the revision of that listing.
-pub(super) async fn list(client: &mut Client, limit: Duration) -> Result<(View, i64), ClusterError> {
-    let resp = bounded(limit, client.get(ROOT, Some(GetOptions::new().with_prefix()))).await?;
+pub(super) async fn list(
+    client: &mut Client,
+    limit: Duration,
+) -> Result<(View, i64), ClusterError> {
+    let resp = bounded(
+        limit,
+        client.get(ROOT, Some(GetOptions::new().with_prefix())),
+    )
+    .await?;
     let revision = resp.header().map_or(0, |h| h.revision());
     let view = View::from_listing(
         resp.kvs()
@@ -325,7 +352,11 @@ pub(super) async fn watch(shared: Arc<Shared>, mut client: Client) {
     }
 }
 
-async fn watch_once(shared: &Shared, client: &mut Client, limit: Duration) -> Result<(), ClusterError> {
+async fn watch_once(
+    shared: &Shared,
+    client: &mut Client,
+    limit: Duration,
+) -> Result<(), ClusterError> {
     let (view, revision) = list(client, limit).await?;
     shared.replace_view(view);
     let options = || {

@@ -86,7 +86,10 @@ mod tests {
     fn candidates_without_a_preference_depend_on_the_node_id_only() {
         let none = BTreeSet::new();
         assert_eq!(candidates("a", None, &none), candidates("a", None, &none));
-        assert_ne!(candidates("a", None, &none)[0], candidates("b", None, &none)[0]);
+        assert_ne!(
+            candidates("a", None, &none)[0],
+            candidates("b", None, &none)[0]
+        );
         assert_eq!(candidates("a", None, &none).len(), 1024);
     }
 }

@@ -94,7 +94,10 @@ mod tests {
         assert_eq!(member_key("n1"), "/mall/v1/members/n1");
         assert_eq!(service_key("cart", "n1"), "/mall/v1/services/cart/n1");
         assert_eq!(node_number_key(7), "/mall/v1/node_numbers/7");
-        assert_eq!(parse_node_number_key("/mall/v1/node_numbers/1023"), Some(1023));
+        assert_eq!(
+            parse_node_number_key("/mall/v1/node_numbers/1023"),
+            Some(1023)
+        );
         assert_eq!(parse_node_number_key("/mall/v1/node_numbers/x"), None);
     }
 
@@ -122,9 +125,15 @@ mod tests {
             started_at: "2026-01-01T00:00:00Z".into(),
         };
         let v = serde_json::to_value(&m).unwrap_or_default();
-        let mut fields: Vec<_> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let mut fields: Vec<_> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
         fields.sort();
-        assert_eq!(fields, ["advertise_url", "node_id", "started_at", "version"]);
+        assert_eq!(
+            fields,
+            ["advertise_url", "node_id", "started_at", "version"]
+        );
     }
 
     #[test]

@@ -131,6 +131,8 @@ struct Shared {
     /// Set once the node leaves: the tasks stop.
     leaving: AtomicBool,
     metrics: ClusterMetrics,
+    /// For revoking the lease when leaving.
+    client: etcd_client::Client,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -181,6 +183,7 @@ impl Shared {
     fn failed(&self, why: &str) {
         self.metrics.keepalive_failures.inc();
         self.metrics.registered.set(0);
+        tracing::debug!(error = %why, "etcd round-trip failed");
         if self.up.swap(false, Ordering::AcqRel) {
             tracing::warn!(error = %why, endpoints = %self.settings.endpoints.join(","), "registry down: etcd does not answer; serving on, writes stop if the lease cannot be renewed in time");
         }
@@ -222,7 +225,8 @@ impl Shared {
 
 enum Mode {
     Single(Settings),
-    Etcd(Arc<Shared>, etcd_client::Client),
+    // The client lives in `Shared` (boxed by the `Arc`): it is a large value.
+    Etcd(Arc<Shared>),
 }
 
 /// This node's membership: what the HTTP layer holds.
@@ -259,6 +263,7 @@ impl ClusterHandle {
             up: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
             metrics,
+            client: client.clone(),
         });
         shared.registered(registration);
         // The first view includes this node: a snapshot right after start-up lists it.
@@ -279,14 +284,14 @@ impl ClusterHandle {
         ));
         tokio::spawn(etcd::watch(Arc::clone(&shared), client.clone()));
         Ok(ClusterHandle {
-            mode: Arc::new(Mode::Etcd(shared, client)),
+            mode: Arc::new(Mode::Etcd(shared)),
         })
     }
 
     fn settings(&self) -> &Settings {
         match &*self.mode {
             Mode::Single(s) => s,
-            Mode::Etcd(shared, _) => &shared.settings,
+            Mode::Etcd(shared) => &shared.settings,
         }
     }
 
@@ -297,15 +302,15 @@ impl ClusterHandle {
 
     /// Whether this node is part of an etcd cluster.
     pub fn clustered(&self) -> bool {
-        matches!(&*self.mode, Mode::Etcd(..))
+        matches!(&*self.mode, Mode::Etcd(_))
     }
 
     /// The registry's state for `/readyz`.
     pub fn registry_status(&self) -> RegistryStatus {
         match &*self.mode {
             Mode::Single(_) => RegistryStatus::Disabled,
-            Mode::Etcd(shared, _) if shared.up.load(Ordering::Acquire) => RegistryStatus::Up,
-            Mode::Etcd(..) => RegistryStatus::Down,
+            Mode::Etcd(shared) if shared.up.load(Ordering::Acquire) => RegistryStatus::Up,
+            Mode::Etcd(_) => RegistryStatus::Down,
         }
     }
 
@@ -314,9 +319,7 @@ impl ClusterHandle {
     pub fn may_write(&self) -> bool {
         match &*self.mode {
             Mode::Single(_) => true,
-            Mode::Etcd(shared, _) => {
-                !shared.leaving.load(Ordering::Acquire) && shared.holds_lease()
-            }
+            Mode::Etcd(shared) => !shared.leaving.load(Ordering::Acquire) && shared.holds_lease(),
         }
     }
 
@@ -328,7 +331,7 @@ impl ClusterHandle {
                 view.members.insert(s.node_id.clone(), s.member());
                 Snapshot::of(&s.node_id, &view, s.shards)
             }
-            Mode::Etcd(shared, _) => {
+            Mode::Etcd(shared) => {
                 let view = shared.read_view();
                 Snapshot::of(&shared.settings.node_id, &view, shared.settings.shards)
             }
@@ -338,7 +341,7 @@ impl ClusterHandle {
     /// Leaves the cluster: stops writing, stops the tasks, and revokes the lease so that every
     /// key of this node disappears at once. Idempotent; a no-op on a single node.
     pub async fn leave(&self) {
-        let Mode::Etcd(shared, client) = &*self.mode else {
+        let Mode::Etcd(shared) = &*self.mode else {
             return;
         };
         if shared.leaving.swap(true, Ordering::AcqRel) {
@@ -349,9 +352,13 @@ impl ClusterHandle {
         shared.metrics.registered.set(0);
         if let Some(lease) = lease {
             let limit = etcd::call_timeout(shared.settings.lease_ttl);
-            match etcd::revoke(&mut client.clone(), lease, limit).await {
-                Ok(()) => tracing::info!(node_id = %shared.settings.node_id, "left the cluster: lease revoked"),
-                Err(e) => tracing::warn!(error = %e, "could not revoke the etcd lease; its keys end with its TTL"),
+            match etcd::revoke(&mut shared.client.clone(), lease, limit).await {
+                Ok(()) => {
+                    tracing::info!(node_id = %shared.settings.node_id, "left the cluster: lease revoked")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not revoke the etcd lease; its keys end with its TTL")
+                }
             }
         }
     }
@@ -368,8 +375,12 @@ pub async fn read_status(
         waited_secs: timeout.as_secs(),
         last: e.to_string(),
     };
-    let mut client = etcd::connect(endpoints, timeout).await.map_err(unreachable)?;
-    let (view, _) = etcd::list(&mut client, timeout).await.map_err(unreachable)?;
+    let mut client = etcd::connect(endpoints, timeout)
+        .await
+        .map_err(unreachable)?;
+    let (view, _) = etcd::list(&mut client, timeout)
+        .await
+        .map_err(unreachable)?;
     let services = view
         .members
         .keys()

@@ -30,10 +30,11 @@ pub fn weight(node: &str, shard: u32) -> u64 {
 
 /// The owner of `shard` among `nodes`: the highest weight, ties to the smaller id.
 pub fn owner<'a>(shard: u32, nodes: &[&'a str]) -> Option<&'a str> {
-    nodes
-        .iter()
-        .copied()
-        .max_by(|a, b| weight(a, shard).cmp(&weight(b, shard)).then_with(|| b.cmp(a)))
+    nodes.iter().copied().max_by(|a, b| {
+        weight(a, shard)
+            .cmp(&weight(b, shard))
+            .then_with(|| b.cmp(a))
+    })
 }
 
 /// The owner of every shard `0..shards` (`None` for each when there is no member).
