@@ -62,6 +62,8 @@ pub struct AppState {
     pub redis: Option<Arc<crate::redis::Redis>>,
     /// The product cache (with Redis only).
     pub product_cache: Option<crate::product_cache::ProductCache>,
+    /// This node's cluster membership (a single node without etcd endpoints).
+    pub cluster: mall_actors::cluster::ClusterHandle,
 }
 
 /// Why the state could not be built.
@@ -114,9 +116,13 @@ impl AppState {
         std::time::Instant::now() + Duration::from_millis(self.config.actors.call_timeout_ms)
     }
 
-    /// Builds the state: opens the pools, loads the policy, starts the actor registries.
+    /// Builds the state: opens the pools, loads the policy, joins the cluster (`bound` is the
+    /// listening address, the default advertise URL), starts the actor registries.
     /// Must run inside an actix `System`.
-    pub async fn build(config: Config) -> Result<AppState, StartupError> {
+    pub async fn build(
+        config: Config,
+        bound: std::net::SocketAddr,
+    ) -> Result<AppState, StartupError> {
         let opts = mall_db::PoolOptions {
             max_connections: config.database.max_connections,
             acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
@@ -162,6 +168,9 @@ impl AppState {
             &runtime_metrics,
         );
         let ids = Arc::new(IdGenerator::random_node());
+        // Before anything mints: in a cluster this claims the node number ids carry.
+        let cluster =
+            crate::cluster::start(&config, bound, Arc::clone(&ids), &metrics.registry).await?;
         let deps = Deps {
             db: db.clone(),
             ids: Arc::clone(&ids),
@@ -204,6 +213,7 @@ impl AppState {
             limits,
             redis,
             product_cache,
+            cluster,
         })
     }
 }
