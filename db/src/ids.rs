@@ -36,9 +36,9 @@ impl IdGenerator {
         }
     }
 
-    /// A generator with a random node number: good enough for a single node, and for a few
-    /// nodes until the cluster assigns numbers (1 in 1024 chance that two nodes share one,
-    /// and even then they only collide within the same millisecond and sequence).
+    /// A generator with a random node number: good enough for a single node. A cluster node
+    /// replaces it with the number it claims in etcd ([`set_node`](Self::set_node)) before it
+    /// mints anything, so two nodes never share one.
     pub fn random_node() -> Self {
         Self::new(rand::random::<u16>())
     }
