@@ -187,3 +187,79 @@ pub fn render_status(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mall_actors::cluster::{Member, MemberShards, Snapshot};
+
+    #[test]
+    fn the_advertise_url_defaults_to_the_bound_address_and_an_id_is_generated() {
+        let config = Config::default();
+        let s = settings(&config, "0.0.0.0:8081".parse().unwrap());
+        assert_eq!(s.advertise_url, "http://127.0.0.1:8081");
+        assert!(
+            mall_actors::cluster::keys::valid_node_id(&s.node_id),
+            "{}",
+            s.node_id
+        );
+        assert_eq!(s.lease_ttl, Duration::from_secs(10));
+        assert_eq!(s.shards, 256);
+        let s = settings(&config, "10.1.2.3:80".parse().unwrap());
+        assert_eq!(s.advertise_url, "http://10.1.2.3:80");
+        let mut config = Config::default();
+        config.cluster.node_id = "n1".into();
+        config.cluster.advertise_url = "http://mall-1:8080/".into();
+        let s = settings(&config, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(
+            (s.node_id.as_str(), s.advertise_url.as_str()),
+            ("n1", "http://mall-1:8080")
+        );
+        assert!(
+            time::OffsetDateTime::parse(
+                &s.started_at,
+                &time::format_description::well_known::Rfc3339
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_status_lists_members_then_one_owner_per_shard() {
+        let member = |id: &str| Member {
+            node_id: id.into(),
+            advertise_url: format!("http://{id}:8080"),
+            version: "0.1.0".into(),
+            started_at: "2026-12-02T05:00:00Z".into(),
+        };
+        let snapshot = Snapshot {
+            node_id: String::new(),
+            members: vec![
+                MemberShards {
+                    member: member("a"),
+                    shards: 1,
+                },
+                MemberShards {
+                    member: member("b"),
+                    shards: 2,
+                },
+            ],
+            shards: 3,
+            owners: vec![Some("b".into()), Some("a".into()), Some("b".into())],
+        };
+        let services = [("a".to_owned(), vec!["api".to_owned(), "cart".to_owned()])].into();
+        let text = render_status(&["http://e:2379".into()], &snapshot, &services);
+        assert!(
+            text.starts_with("etcd: http://e:2379\nmembers: 2\nshards: 3\n"),
+            "{text}"
+        );
+        let a = text.lines().find(|l| l.starts_with("a ")).unwrap();
+        assert!(a.contains("http://a:8080") && a.contains("api,cart"), "{a}");
+        let owners: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("SHARD"))
+            .skip(1)
+            .collect();
+        assert_eq!(owners, ["0      b", "1      a", "2      b"]);
+    }
+}
