@@ -6,6 +6,7 @@
 
 pub mod cart;
 pub mod checkout;
+pub mod cluster;
 pub mod deps;
 pub mod order;
 pub mod payment;

@@ -5,6 +5,7 @@
 //! they fit a `BIGINT` on both backends; the API shows them as strings.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// 2025-01-01T00:00:00Z in Unix milliseconds.
@@ -12,11 +13,17 @@ const EPOCH_MS: u64 = 1_735_689_600_000;
 const NODE_BITS: u32 = 10;
 const SEQ_BITS: u32 = 12;
 const MAX_SEQ: u64 = (1 << SEQ_BITS) - 1;
+const NODE_MASK: u64 = (1 << NODE_BITS) - 1;
+
+/// How many node numbers there are (a cluster node claims one of `0..NODE_NUMBERS`).
+pub const NODE_NUMBERS: u16 = 1 << NODE_BITS;
 
 /// Hands out ids; one per process, shared.
 #[derive(Debug)]
 pub struct IdGenerator {
-    node: u64,
+    // Atomic because a cluster node learns its number from etcd after start-up, and may have
+    // to take another one when it rejoins after losing its lease.
+    node: AtomicU64,
     state: Mutex<(u64, u64)>, // (last millisecond, sequence)
 }
 
@@ -24,16 +31,28 @@ impl IdGenerator {
     /// A generator for `node` (only its low 10 bits are used).
     pub fn new(node: u16) -> Self {
         IdGenerator {
-            node: u64::from(node) & ((1 << NODE_BITS) - 1),
+            node: AtomicU64::new(u64::from(node) & NODE_MASK),
             state: Mutex::new((0, 0)),
         }
     }
 
-    /// A generator with a random node number: good enough for a single node, and for a few
-    /// nodes until the cluster assigns numbers (1 in 1024 chance that two nodes share one,
-    /// and even then they only collide within the same millisecond and sequence).
+    /// A generator with a random node number: good enough for a single node. A cluster node
+    /// replaces it with the number it claims in etcd ([`set_node`](Self::set_node)) before it
+    /// mints anything, so two nodes never share one.
     pub fn random_node() -> Self {
         Self::new(rand::random::<u16>())
+    }
+
+    /// Mints the following ids with `node` (its low 10 bits): the number this process holds.
+    pub fn set_node(&self, node: u16) {
+        self.node
+            .store(u64::from(node) & NODE_MASK, Ordering::Release);
+    }
+
+    /// The node number ids are minted with now.
+    pub fn node(&self) -> u16 {
+        // Masked to 10 bits when stored, so it fits.
+        (self.node.load(Ordering::Acquire) & NODE_MASK) as u16
     }
 
     /// The next id: strictly greater than every id this generator returned before.
@@ -56,7 +75,8 @@ impl IdGenerator {
             0
         };
         *state = (ms, seq);
-        let id = (ms << (NODE_BITS + SEQ_BITS)) | (self.node << SEQ_BITS) | seq;
+        let node = self.node.load(Ordering::Acquire);
+        let id = (ms << (NODE_BITS + SEQ_BITS)) | (node << SEQ_BITS) | seq;
         // 41 bits of time keep the top bit clear until 2094.
         (id & (i64::MAX as u64)) as i64
     }
@@ -92,5 +112,14 @@ mod tests {
             assert!(seen.insert(a.next_id()));
             assert!(seen.insert(b.next_id()));
         }
+    }
+
+    #[test]
+    fn a_new_node_number_shows_in_the_following_ids() {
+        let g = IdGenerator::new(1);
+        g.set_node(1023);
+        assert_eq!(g.node(), 1023);
+        let id = g.next_id() as u64;
+        assert_eq!((id >> SEQ_BITS) & NODE_MASK, 1023);
     }
 }

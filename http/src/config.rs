@@ -9,6 +9,9 @@ use serde::Deserialize;
 /// The JWT secret used when none is configured; refused when `shop.env = "production"`.
 pub const DEV_JWT_SECRET: &str = "mall-development-secret-change-me-in-production";
 
+/// The cluster secret used when none is configured; refused in production with endpoints set.
+pub const DEV_CLUSTER_SECRET: &str = "mall-development-cluster-secret-change-me";
+
 /// The built-in `database.url`: the embedded SQLite file under `data/`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/mall.db";
 
@@ -308,7 +311,7 @@ impl Default for BootstrapConfig {
 }
 
 /// `[cluster]`
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// etcd endpoints; empty: a single node.
@@ -318,6 +321,25 @@ pub struct ClusterConfig {
     pub node_id: String,
     /// The URL other nodes reach this one at; empty: from `server.bind`.
     pub advertise_url: String,
+    /// The node's etcd lease; a node silent for this long is gone.
+    pub lease_ttl_secs: u64,
+    /// Shards of the entity space; fixed for the life of a deployment.
+    pub shards: u32,
+    /// Authenticates forwarding between nodes.
+    pub secret: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            etcd_endpoints: Vec::new(),
+            node_id: String::new(),
+            advertise_url: String::new(),
+            lease_ttl_secs: 10,
+            shards: 256,
+            secret: DEV_CLUSTER_SECRET.into(),
+        }
+    }
 }
 
 /// `[shop]`
@@ -577,6 +599,45 @@ impl Config {
         if !(1..=1024).contains(&self.order.placement_batch_max) {
             return bad("order.placement_batch_max", "must be 1 to 1024".into());
         }
+        self.validate_cluster()
+    }
+
+    /// The `cluster.*` checks.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: String| Err(ConfigError(format!("{key}: {why}")));
+        let c = &self.cluster;
+        for endpoint in &c.etcd_endpoints {
+            let rest = endpoint.strip_prefix("http://").unwrap_or(endpoint);
+            if rest.is_empty() || rest.contains("://") || rest.contains(char::is_whitespace) {
+                return bad(
+                    "cluster.etcd_endpoints",
+                    format!("{endpoint:?} is not host:port or http://host:port"),
+                );
+            }
+        }
+        if !c.node_id.is_empty() && !mall_actors::cluster::keys::valid_node_id(&c.node_id) {
+            return bad(
+                "cluster.node_id",
+                "must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
+            );
+        }
+        let url = &c.advertise_url;
+        let base_url = url.starts_with("http://") || url.starts_with("https://");
+        if !(url.is_empty() || base_url) || url.contains(char::is_whitespace) {
+            return bad(
+                "cluster.advertise_url",
+                "must be empty or a base URL like http://host:port".into(),
+            );
+        }
+        if !(1..=3600).contains(&c.lease_ttl_secs) {
+            return bad("cluster.lease_ttl_secs", "must be 1 to 3600".into());
+        }
+        if !(1..=65536).contains(&c.shards) {
+            return bad("cluster.shards", "must be 1 to 65536".into());
+        }
+        if c.secret.len() < 16 {
+            return bad("cluster.secret", "must be at least 16 bytes".into());
+        }
         Ok(())
     }
 
@@ -596,6 +657,15 @@ impl Config {
         if self.shop.env == "production" && hs256 && self.auth.jwt_secret == DEV_JWT_SECRET {
             return Err(ConfigError(
                 "auth.jwt_secret: the development secret is refused when shop.env = \"production\""
+                    .into(),
+            ));
+        }
+        if self.shop.env == "production"
+            && !self.cluster.etcd_endpoints.is_empty()
+            && self.cluster.secret == DEV_CLUSTER_SECRET
+        {
+            return Err(ConfigError(
+                "cluster.secret: the development secret is refused when shop.env = \"production\" and cluster.etcd_endpoints is set"
                     .into(),
             ));
         }
@@ -683,6 +753,54 @@ mod tests {
         .unwrap();
         assert!(cfg.check_for_serve().is_ok());
         assert!(Config::default().check_for_serve().is_ok());
+    }
+
+    #[test]
+    fn production_refuses_the_development_cluster_secret_with_endpoints() {
+        let prod = [
+            ("MALL__SHOP__ENV", "production"),
+            ("MALL__AUTH__JWT_SECRET", "a-real-secret-of-enough-length"),
+        ];
+        // No endpoints: a single node never forwards, so the secret is not used.
+        assert!(load(&prod).unwrap().check_for_serve().is_ok());
+        let mut clustered = prod.to_vec();
+        clustered.push((
+            "MALL__CLUSTER__ETCD_ENDPOINTS",
+            "127.0.0.1:2379,http://10.0.0.2:2379",
+        ));
+        let cfg = load(&clustered).unwrap();
+        assert_eq!(cfg.cluster.etcd_endpoints.len(), 2);
+        let err = cfg.check_for_serve().unwrap_err().to_string();
+        assert!(err.contains("cluster.secret"), "{err}");
+        clustered.push(("MALL__CLUSTER__SECRET", "another-real-secret-here"));
+        assert!(load(&clustered).unwrap().check_for_serve().is_ok());
+    }
+
+    #[test]
+    fn bad_cluster_values_are_refused_naming_the_key() {
+        for (key, value, named) in [
+            ("MALL__CLUSTER__NODE_ID", "a/b", "cluster.node_id"),
+            (
+                "MALL__CLUSTER__ADVERTISE_URL",
+                "localhost:8080",
+                "cluster.advertise_url",
+            ),
+            (
+                "MALL__CLUSTER__LEASE_TTL_SECS",
+                "0",
+                "cluster.lease_ttl_secs",
+            ),
+            ("MALL__CLUSTER__SHARDS", "0", "cluster.shards"),
+            ("MALL__CLUSTER__SECRET", "short", "cluster.secret"),
+            (
+                "MALL__CLUSTER__ETCD_ENDPOINTS",
+                "https://e:2379",
+                "cluster.etcd_endpoints",
+            ),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(named), "{key}={value}: {err}");
+        }
     }
 
     #[test]

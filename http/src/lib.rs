@@ -2,6 +2,7 @@
 //! errors, metrics, OpenAPI — and the pieces of the `mall` binary.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod dto;

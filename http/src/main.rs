@@ -1,19 +1,21 @@
-//! The `mall` binary: `mall [serve|migrate] [--config PATH]`.
+//! The `mall` binary: `mall [serve|migrate|cluster status] [--config PATH]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use mall_http::config::Config;
 
-const USAGE: &str = "usage: mall [serve|migrate] [--config PATH]
+const USAGE: &str = "usage: mall [serve|migrate|cluster status] [--config PATH]
 
-  serve     run the HTTP server (the default)
-  migrate   apply pending database migrations and exit
+  serve           run the HTTP server (the default)
+  migrate         apply pending database migrations and exit
+  cluster status  print the cluster's members and shard owners, read from etcd
   --config  read PATH instead of ./config.toml; MALL__SECTION__KEY variables override either";
 
 enum Command {
     Serve,
     Migrate,
+    ClusterStatus,
 }
 
 fn parse_args() -> Result<(Command, Option<PathBuf>), String> {
@@ -29,6 +31,10 @@ fn parse_args() -> Result<(Command, Option<PathBuf>), String> {
                     Command::Migrate
                 });
             }
+            "cluster" if command.is_none() => match args.next().as_deref() {
+                Some("status") => command = Some(Command::ClusterStatus),
+                _ => return Err("cluster: expected `cluster status`".into()),
+            },
             "--config" => config = Some(PathBuf::from(args.next().ok_or("--config needs a PATH")?)),
             s if s.starts_with("--config=") => {
                 config = Some(PathBuf::from(&s["--config=".len()..]))
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command, config: Config) -> ExitCode {
     match command {
+        Command::ClusterStatus => mall_http::cluster::status_command(&config),
         Command::Migrate => match mall_db::migrate::run_pending(&config.database.url) {
             Ok(applied) => {
                 tracing::info!(applied = applied.len(), versions = ?applied, "migrations applied");

@@ -270,6 +270,7 @@ fn forbid_control(schema: &mut Schema, multiline: bool) {
         handlers::admin::list_roles,
         handlers::admin::put_role,
         handlers::admin::delete_role,
+        handlers::cluster::cluster,
         handlers::catalog::list_products,
         handlers::catalog::create_product,
         handlers::catalog::batch_products,

@@ -7,7 +7,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{Route, web};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::handlers::{admin, cart, catalog, checkout, identity, ops, orders, payments};
+use crate::handlers::{admin, cart, catalog, checkout, cluster, identity, ops, orders, payments};
 use crate::middleware::access::access;
 use crate::openapi::OPENAPI_PATH;
 
@@ -127,6 +127,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/admin/roles").route(gated(web::get().to(admin::list_roles))),
+                )
+                .service(
+                    web::resource("/admin/cluster").route(gated(web::get().to(cluster::cluster))),
                 )
                 .service(
                     web::resource("/admin/roles/{name}")

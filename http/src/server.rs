@@ -38,6 +38,7 @@ pub fn app(
         .app_data(path_config())
         .configure(routes::configure)
         .default_service(web::to(no_such_route))
+        .wrap(from_fn(crate::cluster::write_gate))
         .wrap(from_fn(blacklist))
         .wrap(Compress::default())
         .wrap(from_fn(observe))
@@ -48,7 +49,13 @@ pub fn app(
 /// policy watcher, binds, logs `listening` with the bound `addr`, and serves until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> Result<(), StartupError> {
     let server_cfg = config.server.clone();
-    let state = web::Data::new(AppState::build(config).await?);
+    // Bound first: the bound address is the node's default advertise URL in the cluster.
+    let listener = std::net::TcpListener::bind(&server_cfg.bind)
+        .map_err(|e| StartupError::Other(format!("server.bind {}: {e}", server_cfg.bind)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let state = web::Data::new(AppState::build(config, addr).await?);
     let admin = &state.config.bootstrap;
     if !admin.admin_email.is_empty() && !admin.admin_password.is_empty() {
         state
@@ -85,11 +92,6 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         }
     });
 
-    let listener = std::net::TcpListener::bind(&server_cfg.bind)
-        .map_err(|e| StartupError::Other(format!("server.bind {}: {e}", server_cfg.bind)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartupError::Other(e.to_string()))?;
     let app_state = state.clone();
     let mut server = HttpServer::new(move || app(app_state.clone()))
         .shutdown_timeout(server_cfg.shutdown_timeout_secs)
@@ -103,9 +105,10 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         .map_err(|e| StartupError::Other(format!("server.bind {}: {e}", server_cfg.bind)))?
         .run();
     tracing::info!(addr = %addr, database = %state.db.backend_name(), "listening");
-    server
-        .await
-        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let stopped = server.await;
+    // Usually done on the signal already; this covers every other way out.
+    state.cluster.leave().await;
+    stopped.map_err(|e| StartupError::Other(e.to_string()))?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -72,6 +72,8 @@ pub struct AppState {
     pub roles: crate::services::roles::Roles,
     /// The product catalog.
     pub catalog: crate::services::catalog::Catalog,
+    /// This node's cluster membership (a single node without etcd endpoints).
+    pub cluster: mall_actors::cluster::ClusterHandle,
 }
 
 /// Why the state could not be built.
@@ -125,9 +127,13 @@ impl AppState {
         mall_actors::runtime::Deadline::after(timeout)
     }
 
-    /// Builds the state: opens the pools, loads the policy, starts the actor registries.
+    /// Builds the state: opens the pools, loads the policy, joins the cluster (`bound` is the
+    /// listening address, the default advertise URL), starts the actor registries.
     /// Must run inside an actix `System`.
-    pub async fn build(config: Config) -> Result<AppState, StartupError> {
+    pub async fn build(
+        config: Config,
+        bound: std::net::SocketAddr,
+    ) -> Result<AppState, StartupError> {
         let opts = mall_db::PoolOptions {
             max_connections: config.database.max_connections,
             acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
@@ -163,6 +169,9 @@ impl AppState {
                 hook
             });
         let ids = Arc::new(IdGenerator::random_node());
+        // Before anything mints: in a cluster this claims the node number ids carry.
+        let cluster =
+            crate::cluster::start(&config, bound, Arc::clone(&ids), &metrics.registry).await?;
         let services = Services::start(
             db.clone(),
             Arc::clone(&ids),
@@ -222,6 +231,7 @@ impl AppState {
             limits,
             redis,
             product_cache,
+            cluster,
         })
     }
 }

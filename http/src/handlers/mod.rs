@@ -4,6 +4,7 @@ pub mod admin;
 pub mod cart;
 pub mod catalog;
 pub mod checkout;
+pub mod cluster;
 pub mod identity;
 pub mod ops;
 pub mod orders;

@@ -1,6 +1,7 @@
 //! `/healthz`, `/readyz`, `/metrics`, and the OpenAPI document.
 
 use actix_web::{HttpResponse, web};
+use mall_actors::cluster::RegistryStatus;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -43,8 +44,11 @@ pub async fn readyz(st: web::Data<AppState>) -> HttpResponse {
             Some(r) if r.ping().await => "up",
             Some(_) => "down",
         },
-        // The cluster registry arrives with a later issue.
-        registry: "disabled",
+        registry: match st.cluster.registry_status() {
+            RegistryStatus::Disabled => "disabled",
+            RegistryStatus::Up => "up",
+            RegistryStatus::Down => "down",
+        },
     };
     if database_up {
         HttpResponse::Ok().json(body)
