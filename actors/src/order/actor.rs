@@ -18,27 +18,19 @@ use mall_db::domain::payment::SessionBirth;
 use mall_db::domain::{CancelReason, Charge, OrderEvent, OrderStatus, PaymentStatus};
 use mall_db::models::PaymentRow;
 use mall_db::repo::deadlines::{self, Whose};
+use mall_db::repo::orders;
 use mall_db::repo::orders::IdempotencyBinding;
-use mall_db::repo::orders::{self, OrderWithItems};
 use mall_db::repo::payments;
 use mall_db::repo::{idempotency, products};
 use mall_db::{DbError, clock};
 
 use super::error::OrderError;
 use super::messages::{OrderAnswer, OrderCmd, OrderReply, SessionAct};
+pub use super::state::OrderState;
 use super::view::PaymentView;
 use crate::deps::Deps;
 use crate::payment::PaymentError;
 use crate::runtime::{Kind, RuntimeError};
-
-/// An order, its lines and its payment sessions (oldest first), as the host caches them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderState {
-    /// The order and its lines.
-    pub order: OrderWithItems,
-    /// Its payment sessions.
-    pub sessions: Vec<PaymentRow>,
-}
 
 /// The order kind.
 pub struct Order;

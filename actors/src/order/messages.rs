@@ -86,7 +86,7 @@ pub struct OrderAnswer {
 
 impl OrderAnswer {
     /// The order alone.
-    pub(crate) fn of(state: &super::actor::OrderState) -> Self {
+    pub(crate) fn of(state: &super::state::OrderState) -> Self {
         OrderAnswer {
             order: OrderView::from(&state.order),
             session: None,

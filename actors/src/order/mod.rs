@@ -5,6 +5,7 @@ pub mod actor;
 pub mod error;
 pub mod handle;
 pub mod messages;
+pub mod state;
 pub mod view;
 
 pub use error::OrderError;
