@@ -9,34 +9,17 @@
 //! stock refuses leaves nothing to release; a real gateway would authorise here and capture or
 //! void once the placement answers.
 
-use crate::runtime::Deadline;
-
 use mall_db::clock;
 use mall_db::domain::UserId;
 use mall_db::repo::orders::IdempotencyBinding;
 
+use crate::cart::CartHandle;
+pub use crate::cart::error::CheckoutError;
 use crate::cart::messages::CheckOut;
-use crate::cart::{CartError, CartHandle};
 use crate::deps::Deps;
-use crate::order::{OrderError, OrderHandle, OrderView, PaymentView};
+use crate::order::{OrderHandle, OrderView, PaymentView};
 use crate::payment::{Card, PaymentError, PaymentHandle, check_card, gateway};
-
-/// Why a checkout did not happen.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CheckoutError {
-    /// The cart has no lines.
-    #[error("the cart is empty")]
-    CartEmpty,
-    /// Reading the cart failed.
-    #[error(transparent)]
-    Cart(#[from] CartError),
-    /// Placing the order failed (nothing was taken).
-    #[error(transparent)]
-    Order(#[from] OrderError),
-    /// The card is invalid (checked before anything).
-    #[error(transparent)]
-    Payment(#[from] PaymentError),
-}
+use crate::runtime::Deadline;
 
 /// The services checkout uses.
 #[derive(Clone)]

@@ -8,17 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
-use actix_web::middleware::Next;
-use actix_web::web;
-use mall_actors::cluster::{ClusterHandle, Settings};
+use mall_actors::cluster::{ClusterError, ClusterHandle, Settings};
 use mall_db::IdGenerator;
 
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::state::{AppState, StartupError};
 
 /// The node's settings: `cluster.*`, with the node id generated and the advertise URL taken
 /// from the bound address when they are not configured.
@@ -67,14 +60,12 @@ pub async fn start(
     bound: SocketAddr,
     ids: Arc<IdGenerator>,
     registry: &prometheus::Registry,
-) -> Result<ClusterHandle, StartupError> {
+) -> Result<ClusterHandle, ClusterError> {
     let settings = settings(config, bound);
     if settings.endpoints.is_empty() {
         return Ok(ClusterHandle::single(settings));
     }
-    let handle = ClusterHandle::join(settings, ids, registry)
-        .await
-        .map_err(|e| StartupError::Other(format!("cluster.etcd_endpoints: {e}")))?;
+    let handle = ClusterHandle::join(settings, ids, registry).await?;
     spawn_leave_on_signal(handle.clone());
     Ok(handle)
 }
@@ -95,26 +86,6 @@ fn spawn_leave_on_signal(handle: ClusterHandle) {
         }
         handle.leave().await;
     });
-}
-
-/// Refuses writes with 503 `unavailable` while this node cannot confirm its lease: its node
-/// number may then belong to another node, so it must neither mint ids nor write (API.md: a
-/// node that lost its lease writes nothing more until it has rejoined). Reads go on.
-pub async fn write_gate<B: MessageBody + 'static>(
-    req: ServiceRequest,
-    next: Next<B>,
-) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe
-        && req.path().starts_with("/api/")
-        && let Some(state) = req.app_data::<web::Data<AppState>>()
-        && !state.cluster.may_write()
-    {
-        let refusal =
-            ApiError::unavailable("this node is re-registering in the cluster, retry shortly");
-        return Ok(req.error_response(refusal).map_into_right_body());
-    }
-    Ok(next.call(req).await?.map_into_left_body())
 }
 
 /// `mall cluster status`: prints the members and the owner of each shard, read from etcd alone

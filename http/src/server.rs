@@ -38,7 +38,7 @@ pub fn app(
         .app_data(path_config())
         .configure(routes::configure)
         .default_service(web::to(no_such_route))
-        .wrap(from_fn(crate::cluster::write_gate))
+        .wrap(from_fn(crate::middleware::write_gate::write_gate))
         .wrap(from_fn(blacklist))
         .wrap(Compress::default())
         .wrap(from_fn(observe))

@@ -170,8 +170,9 @@ impl AppState {
             });
         let ids = Arc::new(IdGenerator::random_node());
         // Before anything mints: in a cluster this claims the node number ids carry.
-        let cluster =
-            crate::cluster::start(&config, bound, Arc::clone(&ids), &metrics.registry).await?;
+        let cluster = crate::cluster::start(&config, bound, Arc::clone(&ids), &metrics.registry)
+            .await
+            .map_err(|e| StartupError::Other(format!("cluster.etcd_endpoints: {e}")))?;
         let services = Services::start(
             db.clone(),
             Arc::clone(&ids),

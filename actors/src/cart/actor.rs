@@ -4,18 +4,15 @@
 //! emptied in one transaction, so a line added meanwhile waits for the next turn and stays in
 //! the cart.
 
-use crate::runtime::Deadline;
-
 use mall_db::repo::carts::{self, WriteOutcome};
 use mall_db::repo::placements::{CheckoutPart, PlaceError, Placement};
 use mall_db::{Db, clock};
 
-use super::error::CartError;
+use super::error::{CartError, CheckoutError};
 use super::messages::{CartAnswer, CartCmd, CheckOut};
 use super::state::{CartOp, CartState};
-use crate::checkout::CheckoutError;
 use crate::placement::Placer;
-use crate::runtime::{Kind, RuntimeError};
+use crate::runtime::{Deadline, Kind, RuntimeError};
 
 /// What every cart needs.
 #[derive(Clone)]

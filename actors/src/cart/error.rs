@@ -1,5 +1,8 @@
-//! `CartError`: everything a cart operation can refuse or fail with.
+//! `CartError`: everything a cart operation can refuse or fail with; `CheckoutError`: what a
+//! checkout (a turn of the cart) can refuse or fail with.
 
+use crate::order::OrderError;
+use crate::payment::PaymentError;
 use crate::runtime::RuntimeError;
 
 /// Why a cart operation did not happen.
@@ -40,4 +43,21 @@ impl From<RuntimeError> for CartError {
     fn from(e: RuntimeError) -> Self {
         CartError::Unavailable(e.to_string())
     }
+}
+
+/// Why a checkout did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckoutError {
+    /// The cart has no lines.
+    #[error("the cart is empty")]
+    CartEmpty,
+    /// Reading the cart failed.
+    #[error(transparent)]
+    Cart(#[from] CartError),
+    /// Placing the order failed (nothing was taken).
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    /// The card is invalid (checked before anything).
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
 }

@@ -1,7 +1,6 @@
 //! `CartHandle`: what the HTTP layer calls. It routes each operation to the user's cart actor
 //! and prices the answer at current product prices.
 
-use crate::runtime::Deadline;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -13,12 +12,11 @@ use mall_db::{Db, money};
 use mall_db::repo::placements::Placed;
 
 use super::actor::{Cart, CartDeps};
-use super::error::CartError;
+use super::error::{CartError, CheckoutError};
 use super::messages::{CartAnswer, CartCmd, CheckOut};
 use super::state::{CartOp, CartState};
-use crate::checkout::CheckoutError;
 use crate::placement::Placer;
-use crate::runtime::{Host, Registry, RuntimeConfig, RuntimeMetrics};
+use crate::runtime::{Deadline, Host, Registry, RuntimeConfig, RuntimeMetrics};
 
 /// One priced line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,9 @@ use time::PrimitiveDateTime;
 use mall_db::repo::orders::{IdempotencyBinding, NewOrder};
 use mall_db::repo::placements::{Charge, Placed};
 
+use super::error::CheckoutError;
 pub use super::state::CartOp;
 use super::state::CartState;
-use crate::checkout::CheckoutError;
 
 /// Place the whole cart as an order, open its payment session (charged when `charge` says so)
 /// and empty the cart, all in one transaction, inside one turn of the cart (so nothing is added

@@ -11,17 +11,12 @@
 //! writes through with conditional updates (status and version) and replies. The timer follows
 //! the earliest deadline (the order's while pending, a pending session's).
 
-use crate::runtime::Deadline;
-
-use mall_db::domain::payment::PaymentEvent;
-use mall_db::domain::payment::SessionBirth;
+use mall_db::domain::payment::{PaymentEvent, SessionBirth};
 use mall_db::domain::{CancelReason, Charge, OrderEvent, OrderStatus, PaymentStatus};
 use mall_db::models::PaymentRow;
 use mall_db::repo::deadlines::{self, Whose};
-use mall_db::repo::orders;
-use mall_db::repo::orders::IdempotencyBinding;
-use mall_db::repo::payments;
-use mall_db::repo::{idempotency, products};
+use mall_db::repo::orders::{self, IdempotencyBinding};
+use mall_db::repo::{idempotency, payments, products};
 use mall_db::{DbError, clock};
 
 use super::error::OrderError;
@@ -30,7 +25,7 @@ pub use super::state::OrderState;
 use super::view::PaymentView;
 use crate::deps::Deps;
 use crate::payment::PaymentError;
-use crate::runtime::{Kind, RuntimeError};
+use crate::runtime::{Deadline, Kind, RuntimeError};
 
 /// The order kind.
 pub struct Order;

@@ -1,6 +1,5 @@
 //! `OrderHandle`: what the HTTP layer (and checkout and payments) call for orders.
 
-use crate::runtime::Deadline;
 use std::sync::Arc;
 
 use mall_db::clock;
@@ -14,7 +13,7 @@ use super::error::OrderError;
 use super::messages::{OrderAnswer, OrderCmd};
 use super::view::{OrderView, PaymentView, page_of};
 use crate::deps::Deps;
-use crate::runtime::{Host, Registry, RuntimeConfig, RuntimeMetrics};
+use crate::runtime::{Deadline, Host, Registry, RuntimeConfig, RuntimeMetrics};
 
 /// Who is asking: a user sees only their own orders; an admin sees all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

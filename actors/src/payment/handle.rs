@@ -1,8 +1,6 @@
 //! `PaymentHandle`: what the HTTP layer (and checkout) call for payment sessions. A session is
 //! owned by its order, so each call finds the session's order and goes to the order's entity.
 
-use crate::runtime::Deadline;
-
 use mall_db::clock;
 use mall_db::domain::{OrderId, PaymentId, UserId};
 use mall_db::models::PaymentRow;
@@ -14,6 +12,7 @@ use super::gateway::{self, Card};
 use crate::deps::Deps;
 use crate::order::messages::{OrderCmd, SessionAct};
 use crate::order::{OrderError, OrderHandle, PaymentView};
+use crate::runtime::Deadline;
 
 /// Routes payment operations to the orders that own the sessions.
 #[derive(Clone)]

@@ -4,3 +4,4 @@
 
 pub mod access;
 pub mod observe;
+pub mod write_gate;
