@@ -45,6 +45,13 @@ pub fn document_json() -> &'static str {
     &JSON
 }
 
+/// Serves the document (rendered once; `/docs` shows it).
+pub async fn serve() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document_json())
+}
+
 /// A string without control characters (API.md, Conventions).
 const NO_CONTROL: &str = r"^[^\x00-\x1F\x7F]*$";
 /// The same, tabs and line breaks allowed (`description`, `note`).

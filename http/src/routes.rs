@@ -31,7 +31,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new([OPENAPI_PATH])))
         .service(
             web::scope("/api/v1")
-                .service(web::resource("/openapi.json").route(gated(web::get().to(ops::openapi))))
+                .service(
+                    web::resource("/openapi.json")
+                        .route(gated(web::get().to(crate::openapi::serve))),
+                )
                 .service(web::resource("/users").route(gated(web::post().to(identity::register))))
                 .service(
                     web::resource("/users/me")

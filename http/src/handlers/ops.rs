@@ -1,4 +1,4 @@
-//! `/healthz`, `/readyz`, `/metrics`, and the OpenAPI document.
+//! `/healthz`, `/readyz` and `/metrics` (the OpenAPI document is served by `crate::openapi`).
 
 use actix_web::{HttpResponse, web};
 use mall_actors::cluster::RegistryStatus;
@@ -6,13 +6,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
-
-/// The OpenAPI document of this API (rendered once; `/docs` shows it).
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(crate::openapi::document_json())
-}
 
 /// Liveness: 200 while the process serves.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
