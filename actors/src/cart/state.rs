@@ -107,17 +107,16 @@ impl CartState {
                 product_id,
                 quantity,
             } => {
-                let quantity = Quantity::new(quantity).map_err(invalid)?.get();
+                let quantity = Quantity::new(quantity).map_err(invalid)?;
                 let line = match self.line(product_id) {
                     Some(l) => {
-                        let total = l.quantity + quantity;
-                        if total > MAX_QUANTITY {
-                            return Err(CartError::InvalidQuantity(format!(
+                        let total = quantity.added_to(l.quantity).map_err(|total| {
+                            CartError::InvalidQuantity(format!(
                                 "the line would hold {total}; at most {MAX_QUANTITY}"
-                            )));
-                        }
+                            ))
+                        })?;
                         StoredLine {
-                            quantity: total,
+                            quantity: total.get(),
                             ..*l
                         }
                     }
@@ -127,7 +126,7 @@ impl CartState {
                         }
                         StoredLine {
                             product_id,
-                            quantity,
+                            quantity: quantity.get(),
                             position: self.next_position(),
                         }
                     }

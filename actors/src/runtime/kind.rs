@@ -29,7 +29,7 @@ pub trait Kind: Sized + Unpin + 'static {
     /// What every entity of the kind needs (database, settings).
     type Deps: Clone + Send + Sync + Unpin + 'static;
     /// The entity as its host caches it between turns.
-    type State: Clone + Unpin + 'static;
+    type State: Unpin + 'static;
     /// What it is asked.
     type Cmd: Message<Result = Self::Reply> + Clone + Send + 'static;
     /// What it answers.
@@ -122,7 +122,9 @@ impl<K: Kind> Handler<Call<K::Cmd>> for Host<K> {
         if call.is_stale() {
             return turn::refuse(K::refused(RuntimeError::Timeout { kind: K::KIND }));
         }
-        let (deps, key, cached) = (self.deps.clone(), self.key.clone(), self.state.clone());
+        // The state moves into the turn (no copy per message): turns are atomic, so nothing
+        // else reads it until the turn puts back what it keeps.
+        let (deps, key, cached) = (self.deps.clone(), self.key.clone(), self.state.take());
         let (cmd, answer_by) = (call.cmd, call.answer_by);
         let work = async move {
             let state = match cached {

@@ -41,14 +41,11 @@ impl Quantity {
         self.0
     }
 
-    /// This line with `more` added, or the total when it would pass [`MAX_QUANTITY`].
-    pub fn plus(self, more: Quantity) -> Result<Quantity, i32> {
-        let total = self.0 + more.0;
-        if total > MAX_QUANTITY {
-            Err(total)
-        } else {
-            Ok(Quantity(total))
-        }
+    /// A line holding `held` units with these added, or the total when it would pass
+    /// [`MAX_QUANTITY`].
+    pub fn added_to(self, held: i32) -> Result<Quantity, i64> {
+        let total = i64::from(held) + i64::from(self.0);
+        Quantity::new(total).map_err(|_| total)
     }
 }
 
@@ -72,7 +69,7 @@ mod tests {
     #[test]
     fn a_line_never_passes_999() {
         let q = |n| Quantity::new(n).unwrap();
-        assert_eq!(q(500).plus(q(499)), Ok(q(999)));
-        assert_eq!(q(500).plus(q(500)), Err(1000));
+        assert_eq!(q(499).added_to(500), Ok(q(999)));
+        assert_eq!(q(500).added_to(500), Err(1000));
     }
 }
