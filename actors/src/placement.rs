@@ -160,8 +160,9 @@ impl Placer {
             reply,
             span: tracing::Span::current(),
         };
+        let until = tokio::time::Instant::from_std(answer_by.instant());
         self.metrics.waiting.inc();
-        match tokio::time::timeout_at(answer_by.instant().into(), lane.send(job)).await {
+        match tokio::time::timeout_at(until, lane.send(job)).await {
             Ok(Ok(())) => self.metrics.handed_in.inc(),
             Ok(Err(_)) => {
                 self.metrics.waiting.dec();
@@ -172,7 +173,7 @@ impl Placer {
                 return Err(unavailable("timed out handing in the order"));
             }
         }
-        match tokio::time::timeout_at(answer_by.instant().into(), answer).await {
+        match tokio::time::timeout_at(until, answer).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(unavailable("the order was not placed")),
             Err(_) => Err(unavailable("timed out waiting for the order to be placed")),
