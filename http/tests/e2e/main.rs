@@ -17,6 +17,7 @@ mod catalog;
 mod checkout;
 mod cli;
 mod cluster;
+mod cluster_ownership;
 mod cluster_registry;
 mod commerce;
 mod deadlines;
