@@ -54,7 +54,7 @@ pub fn plan(me: &str, view: &View, table: &[Slot]) -> Vec<Action> {
                     actions.push(Action::Release(shard));
                 }
             }
-            Slot::Releasing { .. } => {}
+            Slot::Releasing { .. } | Slot::Acquiring => {}
             Slot::Theirs(_) | Slot::Unclaimed if assigned == Some(me) => match holder {
                 None => actions.push(Action::Claim {
                     shard,
@@ -93,7 +93,12 @@ pub(super) async fn run(shared: Arc<Shared>, mut client: Client, every: Duration
             }
             let done = match action {
                 Action::Claim { shard, takeover } => {
-                    claim(&shared, &mut client, shard, takeover).await
+                    shared.ownership.begin_acquiring(shard);
+                    let claimed = claim(&shared, &mut client, shard, takeover).await;
+                    if claimed.is_err() {
+                        shared.ownership.abandon_acquiring(shard);
+                    }
+                    claimed
                 }
                 Action::Release(shard) => release(&shared, &mut client, shard).await,
             };

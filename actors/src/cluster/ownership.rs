@@ -31,6 +31,9 @@ pub enum Slot {
         /// The epoch of the claim being released.
         epoch: i64,
     },
+    /// Being claimed by this node (the claim is in etcd or about to be, its epoch not yet
+    /// recorded): requests sent here wait a moment instead of being turned away.
+    Acquiring,
     /// Claimed by another node.
     Theirs(String),
     /// Claimed by no one (an owner is being replaced).
@@ -256,7 +259,7 @@ impl Ownership {
                     Slot::Theirs(h.clone())
                 }
                 // Ours (the watch may not have shown our own claim yet): the claimer decides.
-                (Slot::Mine { .. } | Slot::Releasing { .. }, _) => continue,
+                (Slot::Mine { .. } | Slot::Releasing { .. } | Slot::Acquiring, _) => continue,
                 (_, Some(h)) if h != me => Slot::Theirs(h.clone()),
                 // A claim in our name that we do not serve (an earlier life of this node id):
                 // no one serves it until the claimer takes it over.
@@ -271,6 +274,33 @@ impl Ownership {
             tracing::warn!("a shard this node held is claimed by another node");
         }
         if changed {
+            self.bump(&slots);
+        }
+    }
+
+    /// Whether this node is claiming `shard` right now.
+    pub fn acquiring(&self, shard: u32) -> bool {
+        matches!(self.slots().get(shard as usize), Some(Slot::Acquiring))
+    }
+
+    /// The claimer starts claiming `shard`.
+    pub(super) fn begin_acquiring(&self, shard: u32) {
+        let mut slots = self.slots_mut();
+        if let Some(slot) = slots.get_mut(shard as usize)
+            && matches!(slot, Slot::Unclaimed | Slot::Theirs(_))
+        {
+            *slot = Slot::Acquiring;
+            self.bump(&slots);
+        }
+    }
+
+    /// The claim of `shard` failed: the claims seen in etcd decide again.
+    pub(super) fn abandon_acquiring(&self, shard: u32) {
+        let mut slots = self.slots_mut();
+        if let Some(slot) = slots.get_mut(shard as usize)
+            && *slot == Slot::Acquiring
+        {
+            *slot = Slot::Unclaimed;
             self.bump(&slots);
         }
     }
@@ -327,7 +357,10 @@ impl Ownership {
         self.hold().lost();
         let mut slots = self.slots_mut();
         for slot in slots.iter_mut() {
-            if matches!(slot, Slot::Mine { .. } | Slot::Releasing { .. }) {
+            if matches!(
+                slot,
+                Slot::Mine { .. } | Slot::Releasing { .. } | Slot::Acquiring
+            ) {
                 *slot = Slot::Unclaimed;
             }
         }

@@ -28,6 +28,8 @@ use crate::state::AppState;
 
 /// The most a body may weigh (API.md: over 64 KiB is 413).
 const BODY_LIMIT: usize = 64 * 1024;
+/// How long a request sent to its owner waits for the owner's claim in progress.
+const CLAIM_WAIT: Duration = Duration::from_secs(2);
 /// How long a request waits for a shard to get an owner before it answers 503.
 const OWNER_WAIT: Duration = Duration::from_secs(5);
 
@@ -150,7 +152,12 @@ async fn route<B: MessageBody + 'static>(
     };
     let mut shard = ownership.shard_of(user);
     if req.extensions().get::<Forwarded>().is_some() {
-        // Sent here as the owner: served here, or refused so the sender looks again.
+        // Sent here as the owner: served here (once a claim in progress is done), or refused
+        // so that the sender looks again.
+        let until = Instant::now() + CLAIM_WAIT;
+        while ownership.acquiring(shard) && Instant::now() < until {
+            ownership.changed_within(Duration::from_millis(50)).await;
+        }
         return match ownership.enter(shard) {
             Some(entered) => {
                 let served = next.call(req).await;
@@ -209,14 +216,14 @@ async fn route<B: MessageBody + 'static>(
                             Some(elsewhere) => {
                                 state.cluster.count_misdirected();
                                 if elsewhere == shard {
-                                    // Its owner changed: wait for the news, then once more.
-                                    ownership
-                                        .changed_within(
-                                            wait_until
-                                                .saturating_duration_since(Instant::now())
-                                                .min(Duration::from_millis(500)),
-                                        )
-                                        .await;
+                                    // It is handing the shard over, or lost it: look again
+                                    // once the view shows another owner.
+                                    let stale = Route::Remote(node.clone());
+                                    while ownership.route(shard) == stale {
+                                        if !wait(&ownership, wait_until).await {
+                                            return answer(&head, unavailable());
+                                        }
+                                    }
                                 }
                                 shard = elsewhere;
                             }
