@@ -306,7 +306,7 @@ impl Ownership {
     }
 
     /// The claimer won `shard` under `epoch` (recorded in the database): serve it.
-    pub(super) fn acquired(&self, shard: u32, epoch: i64) {
+    pub fn acquired(&self, shard: u32, epoch: i64) {
         let mut slots = self.slots_mut();
         if let Some(slot) = slots.get_mut(shard as usize) {
             *slot = Slot::Mine { epoch };
@@ -368,7 +368,7 @@ impl Ownership {
     }
 
     /// A keep-alive sent at `sent` was answered with `ttl`.
-    pub(super) fn renewed(&self, sent: Instant, ttl: Duration) {
+    pub fn renewed(&self, sent: Instant, ttl: Duration) {
         self.hold().renewed(sent, ttl);
     }
 }
