@@ -10,6 +10,7 @@ use mall_db::domain::UserId;
 use mall_db::repo::orders::NewOrder;
 use mall_db::{Db, IdGenerator, clock};
 
+use crate::cluster::Ownership;
 use crate::placement::Placer;
 
 /// Orders and payments by outcome: `orders_total{outcome}`, `payments_total{outcome}`.
@@ -61,6 +62,8 @@ pub struct Deps {
     pub on_stock_change: Option<StockHook>,
     /// Places new orders, in batches.
     pub placer: Placer,
+    /// Which shards this node owns (every shard, unfenced, on a single node).
+    pub ownership: Arc<Ownership>,
 }
 
 /// A callback taking the ids of products whose stock changed.

@@ -9,6 +9,7 @@ use mall_db::{Db, IdGenerator};
 
 use crate::cart::CartHandle;
 use crate::checkout::Checkout;
+use crate::cluster::Ownership;
 use crate::deps::{Deps, OutcomeMetrics, StockHook};
 use crate::order::OrderHandle;
 use crate::payment::PaymentHandle;
@@ -42,20 +43,23 @@ pub struct Services {
 }
 
 impl Services {
-    /// Starts everything (inside an actix `System`); metrics go to `registry`, and
-    /// `on_stock_change` hears which products' stock an order took or gave back.
+    /// Starts everything (inside an actix `System`); metrics go to `registry`,
+    /// `on_stock_change` hears which products' stock an order took or gave back, and
+    /// `ownership` says which shards' entities this node may activate and write.
     pub fn start(
         db: Db,
         ids: Arc<IdGenerator>,
         config: ServicesConfig,
         registry: &prometheus::Registry,
         on_stock_change: Option<StockHook>,
+        ownership: Arc<Ownership>,
     ) -> Result<Services, prometheus::Error> {
         let runtime_metrics = RuntimeMetrics::new(registry)?;
         let placer = Placer::start(db.clone(), config.placement, registry)?;
-        let carts = CartHandle::start(
+        let carts = CartHandle::start_owned(
             db.clone(),
             placer.clone(),
+            Arc::clone(&ownership),
             config.runtime.clone(),
             &runtime_metrics,
         );
@@ -67,6 +71,7 @@ impl Services {
             outcomes: OutcomeMetrics::new(registry)?,
             on_stock_change,
             placer,
+            ownership,
         };
         let orders = OrderHandle::start(deps.clone(), config.runtime, &runtime_metrics);
         let payments = PaymentHandle::new(deps.clone(), orders.clone());

@@ -15,13 +15,17 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use futures_util::future::join_all;
 use mall_actors::cart::{CartCmd, CartError, CartHandle, CartOp, CartView};
+use mall_actors::cluster::ownership::OwnershipMetrics;
+use mall_actors::cluster::{NotOwner, Ownership};
 use mall_actors::placement::{PlacementConfig, Placer};
 use mall_actors::runtime::{RuntimeConfig, RuntimeError, RuntimeMetrics};
 use mall_db::models::{NewProduct, NewUser};
 use mall_db::repo::carts::{self, StoredCart};
-use mall_db::repo::{products, users};
+use mall_db::repo::{fences, products, users};
 use mall_db::testing::TestDatabase;
 use mall_db::{Db, IdGenerator, PoolOptions, clock};
 
@@ -57,6 +61,7 @@ on_both_backends!(
     two_nodes_racing_lose_nothing_and_invent_nothing,
     deleted_and_unknown_products_cannot_be_added,
     cart_rules_hold_through_the_actor,
+    a_node_fenced_off_its_shard_writes_nothing,
 );
 
 /// One generator for the whole test binary, so ids never repeat across tests.
@@ -183,12 +188,17 @@ struct Node {
 
 impl Node {
     fn start(db: Db, config: RuntimeConfig) -> Node {
+        Node::start_owning(db, config, Ownership::single(1))
+    }
+
+    /// A node whose shards are those `ownership` says (a cluster node).
+    fn start_owning(db: Db, config: RuntimeConfig, ownership: Arc<Ownership>) -> Node {
         let metrics = prometheus::Registry::new();
         let runtime = RuntimeMetrics::new(&metrics).expect("metrics register");
         let placer = Placer::start(db.clone(), PlacementConfig::default(), &metrics)
             .expect("metrics register");
         Node {
-            carts: CartHandle::start(db, placer, config, &runtime),
+            carts: CartHandle::start_owned(db, placer, ownership, config, &runtime),
             metrics,
         }
     }
@@ -536,6 +546,69 @@ async fn two_nodes_interleaving_adds_lose_nothing(cx: &Ctx) {
     assert_eq!(stored_quantities(&stored), expected);
     assert_eq!(stored.version, 25, "24 writes after the creation");
     assert_eq!(stored_order(&stored), ids, "lines in the order first added");
+}
+
+/// A cluster node owns the user's shard under epoch 5 and writes the cart; another node takes
+/// the shard over (epoch 7). The first node's next turn, cached state and all, writes nothing:
+/// the write's transaction finds the newer epoch, the node stops serving the shard, and the
+/// new owner goes on from what was written.
+async fn a_node_fenced_off_its_shard_writes_nothing(cx: &Ctx) {
+    const SHARDS: u32 = 4;
+    let clustered = || {
+        let o = Ownership::clustered(
+            SHARDS,
+            OwnershipMetrics::new(&prometheus::Registry::new()).expect("metrics register"),
+        );
+        o.renewed(Instant::now(), Duration::from_secs(60));
+        o
+    };
+    let (old, new) = (clustered(), clustered());
+    let user = cx.user().await;
+    let product = cx.products(1).await[0];
+    let shard = old.shard_of(user);
+    // The write connection is one on SQLite: taken for each epoch, then given back.
+    let advance = async |epoch: i64, node: &str| {
+        let mut conn = cx.db.write().await.expect("connection");
+        assert!(
+            fences::advance(&mut conn, shard, epoch, node, clock::now())
+                .await
+                .unwrap()
+        );
+    };
+    advance(5, "old").await;
+    old.acquired(shard, 5);
+    let a = Node::start_owning(cx.db.clone(), patient(), Arc::clone(&old));
+    a.carts
+        .add_item(user, product, 1)
+        .await
+        .expect("the owner writes");
+
+    advance(7, "new").await;
+    new.acquired(shard, 7);
+    let refused = a.carts.add_item(user, product, 1).await;
+    assert_eq!(refused, Err(CartError::NotOwner { shard }));
+    assert_eq!(
+        stored_quantities(&cx.stored(user).await),
+        BTreeMap::from([(product, 1)])
+    );
+    assert_eq!(
+        old.fence(shard),
+        Err(NotOwner { shard }),
+        "it stopped serving the shard"
+    );
+    // Refused at once now, without touching the database.
+    assert_eq!(
+        a.carts.add_item(user, product, 1).await,
+        Err(CartError::NotOwner { shard })
+    );
+
+    let b = Node::start_owning(cx.db.clone(), patient(), new);
+    let view = b
+        .carts
+        .add_item(user, product, 1)
+        .await
+        .expect("the new owner writes");
+    assert_eq!(quantities(&view), BTreeMap::from([(product, 2)]));
 }
 
 /// Two nodes adding to one cart at the same time: an add either succeeds or is refused as

@@ -126,6 +126,7 @@ impl Desk {
             now,
             idem: None,
             checkout: None,
+            fence: None,
         }
     }
 

@@ -23,6 +23,13 @@ pub enum DbError {
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The write was fenced off: a newer owner of the entity's shard exists (its epoch is
+    /// greater than the writer's), so the writer must stop writing for that shard.
+    #[error("shard {shard} has a newer owner")]
+    Fenced {
+        /// The shard.
+        shard: u32,
+    },
     /// Any other query failure (a bug or a broken connection).
     #[error("query failed: {0}")]
     Query(DieselError),

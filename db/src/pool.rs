@@ -308,6 +308,10 @@ impl Db {
     }
 }
 
+/// How long PostgreSQL lets a transaction sit idle before it ends the session (ours take
+/// milliseconds between statements).
+const IDLE_IN_TRANSACTION_MS: u64 = 3_000;
+
 fn pg_pool(url: &str, opts: &PoolOptions) -> Result<Pool<AsyncPgConnection>, DbError> {
     let connect_timeout = opts.connect_timeout;
     let statement_ms = opts.statement_timeout.as_millis();
@@ -322,8 +326,12 @@ fn pg_pool(url: &str, opts: &PoolOptions) -> Result<Pool<AsyncPgConnection>, DbE
                     .map_err(|_| {
                         diesel::ConnectionError::BadConnection("connect timed out".into())
                     })??;
+            // A transaction left idle (its process paused or hung between statements) is
+            // ended by the server: it would otherwise hold its locks, among them the share lock
+            // on a shard's epoch that a new owner waits for (repo::fences).
             conn.batch_execute(&format!(
-                "SET statement_timeout = {statement_ms}; SET TIME ZONE 'UTC'"
+                "SET statement_timeout = {statement_ms}; SET TIME ZONE 'UTC'; \
+                 SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}"
             ))
             .await
             .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;

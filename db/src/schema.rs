@@ -173,6 +173,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    shard_epochs (shard) {
+        shard -> Integer,
+        epoch -> BigInt,
+        node_id -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(permissions -> roles (role_name));
 diesel::joinable!(orders -> users (user_id));
 diesel::joinable!(order_items -> orders (order_id));
@@ -189,6 +198,7 @@ diesel::joinable!(refresh_tokens -> sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    shard_epochs,
     roles,
     permissions,
     user_roles,

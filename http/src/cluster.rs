@@ -59,33 +59,14 @@ pub async fn start(
     config: &Config,
     bound: SocketAddr,
     ids: Arc<IdGenerator>,
+    db: mall_db::Db,
     registry: &prometheus::Registry,
 ) -> Result<ClusterHandle, ClusterError> {
     let settings = settings(config, bound);
     if settings.endpoints.is_empty() {
         return Ok(ClusterHandle::single(settings));
     }
-    let handle = ClusterHandle::join(settings, ids, registry).await?;
-    spawn_leave_on_signal(handle.clone());
-    Ok(handle)
-}
-
-/// On SIGTERM or SIGINT, leaves the cluster at once (the lease is revoked, so the node's keys
-/// vanish while in-flight requests are still finishing), rather than after the drain.
-fn spawn_leave_on_signal(handle: ClusterHandle) {
-    actix_web::rt::spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            tracing::warn!("cannot listen for SIGTERM; the lease is revoked after the drain");
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        handle.leave().await;
-    });
+    ClusterHandle::join(settings, ids, db, registry).await
 }
 
 /// `mall cluster status`: prints the members and the owner of each shard, read from etcd alone

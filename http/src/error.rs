@@ -69,6 +69,9 @@ pub enum ErrorCode {
     Internal,
     /// 503: a dependency is down.
     Unavailable,
+    /// 421: between nodes only: this node does not own the entity's shard (the `X-Mall-Shard`
+    /// header names it). Never shown to a client: the receiving node forwards or answers 503.
+    Misdirected,
 }
 
 impl ErrorCode {
@@ -125,6 +128,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Misdirected => "misdirected",
         }
     }
 
@@ -152,6 +156,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Misdirected => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 }
@@ -297,6 +302,21 @@ impl ApiError {
         json!({"error": {"code": self.code.as_str(), "message": self.message, "details": self.details}})
     }
 
+    /// 421 `misdirected` (between nodes only): another node owns `shard`.
+    pub fn misdirected(shard: u32) -> Self {
+        ApiError::new(
+            ErrorCode::Misdirected,
+            format!("shard {shard} is owned by another node"),
+        )
+        .with_detail("shard", shard)
+    }
+
+    /// Whether a retry (here or on another node) may do what this attempt did not: a server
+    /// error, or a request that reached a node not owning its shard.
+    pub fn is_retryable(&self) -> bool {
+        self.status.is_server_error() || self.code == ErrorCode::Misdirected
+    }
+
     /// 500 `internal`: a bug. The cause is logged, never shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -311,6 +331,7 @@ impl From<DbError> for ApiError {
                 tracing::warn!(error = %why, "database unavailable");
                 ApiError::unavailable("the database is unavailable, retry shortly")
             }
+            DbError::Fenced { shard } => ApiError::misdirected(shard),
             other => ApiError::internal(&other),
         }
     }
@@ -330,6 +351,7 @@ impl From<CartError> for ApiError {
                 tracing::warn!(error = %why, "cart unavailable");
                 ApiError::unavailable("the cart is unavailable, retry shortly")
             }
+            CartError::NotOwner { shard } => ApiError::misdirected(shard),
             CartError::Internal(why) => ApiError::internal(&why),
         }
     }
@@ -358,6 +380,7 @@ impl From<OrderError> for ApiError {
             }
             OrderError::Refused(overflow @ Refused::Overflow(_)) => ApiError::internal(&overflow),
             OrderError::Payment(e) => e.into(),
+            OrderError::NotOwner { shard } => ApiError::misdirected(shard),
             OrderError::Internal(why) => ApiError::internal(&why),
         }
     }
@@ -388,6 +411,7 @@ impl From<PaymentError> for ApiError {
                 tracing::warn!(error = %why, "payments unavailable");
                 ApiError::unavailable("payments are unavailable, retry shortly")
             }
+            PaymentError::NotOwner { shard } => ApiError::misdirected(shard),
             PaymentError::Internal(why) => ApiError::internal(&why),
         }
     }
@@ -437,6 +461,11 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status);
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
+        }
+        if self.code == ErrorCode::Misdirected
+            && let Some(shard) = self.details.get("shard").and_then(Value::as_u64)
+        {
+            res.insert_header((crate::forward::SHARD_HEADER, HeaderValue::from(shard)));
         }
         res.json(body)
     }

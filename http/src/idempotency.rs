@@ -164,14 +164,14 @@ where
             // up while its effect was still running) may have bound the key meanwhile: then what
             // it made is the answer, not this failure (a checkout would otherwise answer
             // `cart_empty` for the purchase that emptied the cart).
-            match made_or_released(db, user_id, &key, failure.status.is_server_error()).await {
+            match made_or_released(db, user_id, &key, failure.is_retryable()).await {
                 Some(resource) => {
                     let reply = recover(resource).await?;
                     store(db, user_id, &key, &reply).await;
                     Ok(reply.into_response(true))
                 }
                 // Nothing was done: the key is free again and a retry runs.
-                None if failure.status.is_server_error() => Err(failure),
+                None if failure.is_retryable() => Err(failure),
                 None => {
                     // A refusal is an answer too: the same request gets the same refusal.
                     let reply = Reply {

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod forward;
 pub mod handlers;
 pub mod housekeeping;
 pub mod idempotency;

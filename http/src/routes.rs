@@ -9,11 +9,26 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::handlers::{admin, cart, catalog, checkout, cluster, identity, ops, orders, payments};
 use crate::middleware::access::access;
+use crate::middleware::owner::{by_caller, by_path_user};
+use crate::middleware::write_gate::write_gate;
 use crate::openapi::OPENAPI_PATH;
 
-/// `route` behind authentication, rate limits and authorization.
+/// `route` behind authentication, rate limits and authorization; in a cluster, a write is
+/// refused while this node's lease is in doubt (it may not mint ids then).
 fn gated(route: Route) -> Route {
-    route.wrap(from_fn(access))
+    route.wrap(from_fn(write_gate)).wrap(from_fn(access))
+}
+
+/// A route of the caller's own cart, orders or payments: gated, then run on the node that owns
+/// the caller's shard (here, or forwarded there).
+fn owned(route: Route) -> Route {
+    route.wrap(from_fn(by_caller)).wrap(from_fn(access))
+}
+
+/// A route acting on the user its `{id}` names (closing an account cancels that user's
+/// orders): run on the node that owns that user's shard.
+fn owned_by_path(route: Route) -> Route {
+    route.wrap(from_fn(by_path_user)).wrap(from_fn(access))
 }
 
 /// Registers every route.
@@ -40,7 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/users/me")
                         .route(gated(web::get().to(identity::me)))
                         .route(gated(web::patch().to(identity::update_me)))
-                        .route(gated(web::delete().to(identity::close_me))),
+                        .route(owned(web::delete().to(identity::close_me))),
                 )
                 .service(web::resource("/auth/login").route(gated(web::post().to(identity::login))))
                 .service(
@@ -74,7 +89,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/admin/users/{id}")
                         .route(gated(web::get().to(admin::get_user)))
-                        .route(gated(web::delete().to(admin::close_user))),
+                        .route(owned_by_path(web::delete().to(admin::close_user))),
                 )
                 .service(
                     web::resource("/admin/users/{id}/roles")
@@ -87,46 +102,46 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/cart")
-                        .route(gated(web::post().to(cart::create)))
-                        .route(gated(web::get().to(cart::get)))
-                        .route(gated(web::delete().to(cart::clear))),
+                        .route(owned(web::post().to(cart::create)))
+                        .route(owned(web::get().to(cart::get)))
+                        .route(owned(web::delete().to(cart::clear))),
                 )
-                .service(web::resource("/cart/items").route(gated(web::post().to(cart::add_item))))
+                .service(web::resource("/cart/items").route(owned(web::post().to(cart::add_item))))
                 .service(
                     web::resource("/cart/items/{product_id}")
-                        .route(gated(web::put().to(cart::set_item)))
-                        .route(gated(web::delete().to(cart::remove_item))),
+                        .route(owned(web::put().to(cart::set_item)))
+                        .route(owned(web::delete().to(cart::remove_item))),
                 )
                 .service(
                     web::resource("/orders")
-                        .route(gated(web::post().to(orders::create)))
+                        .route(owned(web::post().to(orders::create)))
                         .route(gated(web::get().to(orders::list))),
                 )
                 .service(
                     web::resource("/orders/{id}")
-                        .route(gated(web::get().to(orders::get)))
-                        .route(gated(web::patch().to(orders::update))),
+                        .route(owned(web::get().to(orders::get)))
+                        .route(owned(web::patch().to(orders::update))),
                 )
                 .service(
                     web::resource("/orders/{id}/cancel")
-                        .route(gated(web::post().to(orders::cancel))),
+                        .route(owned(web::post().to(orders::cancel))),
                 )
                 .service(
                     web::resource("/orders/{id}/payments")
-                        .route(gated(web::get().to(orders::payments))),
+                        .route(owned(web::get().to(orders::payments))),
                 )
                 .service(
-                    web::resource("/checkout").route(gated(web::post().to(checkout::checkout))),
+                    web::resource("/checkout").route(owned(web::post().to(checkout::checkout))),
                 )
-                .service(web::resource("/payments").route(gated(web::post().to(payments::open))))
-                .service(web::resource("/payments/{id}").route(gated(web::get().to(payments::get))))
+                .service(web::resource("/payments").route(owned(web::post().to(payments::open))))
+                .service(web::resource("/payments/{id}").route(owned(web::get().to(payments::get))))
                 .service(
                     web::resource("/payments/{id}/confirm")
-                        .route(gated(web::post().to(payments::confirm))),
+                        .route(owned(web::post().to(payments::confirm))),
                 )
                 .service(
                     web::resource("/payments/{id}/cancel")
-                        .route(gated(web::post().to(payments::cancel))),
+                        .route(owned(web::post().to(payments::cancel))),
                 )
                 .service(
                     web::resource("/admin/roles").route(gated(web::get().to(admin::list_roles))),

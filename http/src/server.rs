@@ -38,7 +38,7 @@ pub fn app(
         .app_data(path_config())
         .configure(routes::configure)
         .default_service(web::to(no_such_route))
-        .wrap(from_fn(crate::middleware::write_gate::write_gate))
+        .wrap(from_fn(crate::middleware::owner::internal))
         .wrap(from_fn(blacklist))
         .wrap(Compress::default())
         .wrap(from_fn(observe))
@@ -94,6 +94,9 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
 
     let app_state = state.clone();
     let mut server = HttpServer::new(move || app(app_state.clone()))
+        // SIGTERM and SIGINT are ours (see `stop_on_signal`): a cluster node hands its shards
+        // over before it stops serving.
+        .disable_signals()
         .shutdown_timeout(server_cfg.shutdown_timeout_secs)
         .max_connections(server_cfg.max_connections)
         .client_request_timeout(Duration::from_secs(server_cfg.request_timeout_secs));
@@ -104,6 +107,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         .listen(listener)
         .map_err(|e| StartupError::Other(format!("server.bind {}: {e}", server_cfg.bind)))?
         .run();
+    stop_on_signal(state.clone(), server.handle());
     tracing::info!(addr = %addr, database = %state.db.backend_name(), "listening");
     let stopped = server.await;
     // Usually done on the signal already; this covers every other way out.
@@ -111,4 +115,28 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
     stopped.map_err(|e| StartupError::Other(e.to_string()))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// On SIGTERM or SIGINT: a cluster node first hands its shards over (no new request runs here
+/// for them, those running finish, the lease is revoked so the new owners claim them at once;
+/// requests arriving meanwhile wait for the new owners and are forwarded there), then the
+/// server stops gracefully: it stops accepting and finishes what it is serving.
+fn stop_on_signal(state: web::Data<AppState>, server: actix_web::dev::ServerHandle) {
+    actix_web::rt::spawn(async move {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        tracing::info!("stopping: handing over and draining");
+        state.cluster.leave().await;
+        server.stop(true).await;
+    });
 }

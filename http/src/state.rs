@@ -74,6 +74,8 @@ pub struct AppState {
     pub catalog: crate::services::catalog::Catalog,
     /// This node's cluster membership (a single node without etcd endpoints).
     pub cluster: mall_actors::cluster::ClusterHandle,
+    /// Sends requests for entities owned by other nodes to their owners.
+    pub forwarder: crate::forward::Forwarder,
 }
 
 /// Why the state could not be built.
@@ -122,9 +124,10 @@ pub fn token_service(config: &Config) -> Result<TokenService, StartupError> {
 impl AppState {
     /// The deadline of a request starting now: its every hop (actor, placement lane) gives up
     /// by then, so nothing it started takes effect after it was answered 503.
+    /// A request forwarded from another node keeps the deadline its caller set.
     pub fn deadline(&self) -> mall_actors::runtime::Deadline {
         let timeout = Duration::from_millis(self.config.actors.call_timeout_ms);
-        mall_actors::runtime::Deadline::after(timeout)
+        crate::middleware::owner::deadline_or(mall_actors::runtime::Deadline::after(timeout))
     }
 
     /// Builds the state: opens the pools, loads the policy, joins the cluster (`bound` is the
@@ -170,9 +173,17 @@ impl AppState {
             });
         let ids = Arc::new(IdGenerator::random_node());
         // Before anything mints: in a cluster this claims the node number ids carry.
-        let cluster = crate::cluster::start(&config, bound, Arc::clone(&ids), &metrics.registry)
-            .await
-            .map_err(|e| StartupError::Other(format!("cluster.etcd_endpoints: {e}")))?;
+        let cluster = crate::cluster::start(
+            &config,
+            bound,
+            Arc::clone(&ids),
+            db.clone(),
+            &metrics.registry,
+        )
+        .await
+        .map_err(|e| StartupError::Other(format!("cluster.etcd_endpoints: {e}")))?;
+        let forwarder = crate::forward::Forwarder::new(&config.cluster.secret, cluster.node_id())
+            .map_err(StartupError::Other)?;
         let services = Services::start(
             db.clone(),
             Arc::clone(&ids),
@@ -184,6 +195,7 @@ impl AppState {
             },
             &metrics.registry,
             on_stock_change,
+            Arc::clone(cluster.ownership()),
         )
         .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
         let limits =
@@ -233,6 +245,7 @@ impl AppState {
             redis,
             product_cache,
             cluster,
+            forwarder,
         })
     }
 }

@@ -4,13 +4,18 @@
 //! emptied in one transaction, so a line added meanwhile waits for the next turn and stays in
 //! the cart.
 
+use std::sync::Arc;
+
+use mall_db::domain::Fence;
 use mall_db::repo::carts::{self, WriteOutcome};
+use mall_db::repo::fences;
 use mall_db::repo::placements::{CheckoutPart, PlaceError, Placement};
 use mall_db::{Db, clock};
 
 use super::error::{CartError, CheckoutError};
 use super::messages::{CartAnswer, CartCmd, CheckOut};
 use super::state::{CartOp, CartState};
+use crate::cluster::Ownership;
 use crate::placement::Placer;
 use crate::runtime::{Deadline, Kind, RuntimeError};
 
@@ -21,6 +26,8 @@ pub struct CartDeps {
     pub db: Db,
     /// Places the orders of checkouts.
     pub placer: Placer,
+    /// Which shards this node owns: a cart lives on its user's shard.
+    pub ownership: Arc<Ownership>,
 }
 
 /// The cart kind.
@@ -38,6 +45,7 @@ impl Kind for Cart {
     const KIND: &'static str = "cart";
 
     async fn load(deps: CartDeps, user_id: i64) -> Result<CartState, CartReply> {
+        fence_of(&deps, user_id).map_err(|e| Err(e.into()))?;
         load(&deps.db, user_id).await.map_err(|e| Err(e.into()))
     }
 
@@ -48,16 +56,32 @@ impl Kind for Cart {
         cmd: CartCmd,
         answer_by: Option<Deadline>,
     ) -> (Option<CartState>, CartReply) {
-        match cmd {
+        let fence = match fence_of(&deps, user_id) {
+            Ok(fence) => fence,
+            Err(e) => return (None, Err(e.into())),
+        };
+        let (keep, reply) = match cmd {
             CartCmd::Op(op) => {
-                let (keep, reply) = execute(&deps.db, user_id, state, op).await;
+                let (keep, reply) = execute(&deps.db, fence, user_id, state, op).await;
                 (keep, reply.map(CartAnswer::Cart).map_err(Into::into))
             }
-            CartCmd::CheckOut(cmd) => {
+            CartCmd::CheckOut(mut cmd) => {
+                cmd.fence = fence;
                 let (keep, reply) = check_out(&deps, user_id, state, *cmd, answer_by).await;
                 (keep, reply.map(|p| CartAnswer::Placed(Box::new(p))))
             }
+        };
+        if let Err(e) = &reply
+            && let Some(shard) = e.not_owner()
+        {
+            // A write found a newer epoch: this node lost the shard.
+            deps.ownership.fenced(shard);
         }
+        (keep, reply)
+    }
+
+    fn generation(deps: &CartDeps) -> u64 {
+        deps.ownership.generation()
     }
 
     fn inject_fault(cmd: &CartCmd) {
@@ -74,6 +98,14 @@ impl Kind for Cart {
     }
 }
 
+/// The right to write the user's cart here, if this node owns the user's shard.
+fn fence_of(deps: &CartDeps, user_id: i64) -> Result<Option<Fence>, CartError> {
+    let shard = deps.ownership.shard_of(user_id);
+    deps.ownership
+        .fence(shard)
+        .map_err(|_| CartError::NotOwner { shard })
+}
+
 async fn load(db: &Db, user_id: i64) -> Result<CartState, CartError> {
     let mut conn = db.read().await?;
     Ok(carts::load(&mut conn, user_id)
@@ -84,6 +116,7 @@ async fn load(db: &Db, user_id: i64) -> Result<CartState, CartError> {
 /// One operation: returns the state to keep cached (None: reload next time) and the reply.
 async fn execute(
     db: &Db,
+    fence: Option<Fence>,
     user_id: i64,
     mut state: CartState,
     op: CartOp,
@@ -99,8 +132,12 @@ async fn execute(
         let now = clock::now();
         let written = async {
             let mut conn = db.write().await?;
+            let version = state.version;
             Ok::<_, CartError>(
-                carts::write(&mut conn, user_id, state.version, &plan.writes, now).await?,
+                fences::guarded(&mut conn, fence, "carts.write", async |c| {
+                    carts::write(c, user_id, version, &plan.writes, now).await
+                })
+                .await?,
             )
         }
         .await;
@@ -153,6 +190,7 @@ async fn check_out(
             lines,
             now: cmd.now,
             idem: cmd.idem.clone(),
+            fence: cmd.fence,
             checkout: Some(CheckoutPart {
                 cart_version,
                 session_id: cmd.session_id,

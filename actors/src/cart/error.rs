@@ -20,6 +20,13 @@ pub enum CartError {
     /// The cart has no line for that product.
     #[error("no such line in the cart")]
     LineNotFound,
+    /// Another node owns the shard the entity lives on (or none does right now): the request
+    /// belongs there. Never shown to a client (the HTTP layer forwards, or answers 503).
+    #[error("shard {shard} is owned by another node")]
+    NotOwner {
+        /// The shard.
+        shard: u32,
+    },
     /// The database or the actor did not answer; retry later.
     #[error("cart unavailable: {0}")]
     Unavailable(String),
@@ -32,6 +39,7 @@ impl From<mall_db::DbError> for CartError {
     fn from(e: mall_db::DbError) -> Self {
         match e {
             mall_db::DbError::Unavailable(why) => CartError::Unavailable(why),
+            mall_db::DbError::Fenced { shard } => CartError::NotOwner { shard },
             // The product vanished between the check and the write.
             mall_db::DbError::ForeignKeyViolation(_) => CartError::ProductNotFound,
             other => CartError::Internal(other.to_string()),
@@ -42,6 +50,18 @@ impl From<mall_db::DbError> for CartError {
 impl From<RuntimeError> for CartError {
     fn from(e: RuntimeError) -> Self {
         CartError::Unavailable(e.to_string())
+    }
+}
+
+impl CheckoutError {
+    /// The shard, when the refusal is that another node owns it.
+    pub fn not_owner(&self) -> Option<u32> {
+        match self {
+            CheckoutError::Cart(CartError::NotOwner { shard })
+            | CheckoutError::Payment(PaymentError::NotOwner { shard }) => Some(*shard),
+            CheckoutError::Order(e) => e.not_owner(),
+            _ => None,
+        }
     }
 }
 

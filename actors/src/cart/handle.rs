@@ -15,6 +15,7 @@ use super::actor::{Cart, CartDeps};
 use super::error::{CartError, CheckoutError};
 use super::messages::{CartAnswer, CartCmd, CheckOut};
 use super::state::{CartOp, CartState};
+use crate::cluster::Ownership;
 use crate::placement::Placer;
 use crate::runtime::{Deadline, Host, Registry, RuntimeConfig, RuntimeMetrics};
 
@@ -64,9 +65,21 @@ impl CartHandle {
         config: RuntimeConfig,
         metrics: &RuntimeMetrics,
     ) -> CartHandle {
+        Self::start_owned(db, placer, Ownership::single(1), config, metrics)
+    }
+
+    /// [`CartHandle::start`] for a node that owns the shards `ownership` says (a cluster node).
+    pub fn start_owned(
+        db: Db,
+        placer: Placer,
+        ownership: Arc<Ownership>,
+        config: RuntimeConfig,
+        metrics: &RuntimeMetrics,
+    ) -> CartHandle {
         let deps = CartDeps {
             db: db.clone(),
             placer,
+            ownership,
         };
         let registry = Registry::new(deps, config, metrics);
         registry.spawn_passivator();

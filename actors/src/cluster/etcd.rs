@@ -1,6 +1,6 @@
 //! The etcd side of membership: connecting, registering under a lease (node number, member key,
 //! service keys), keeping the lease alive and re-registering when it is lost, watching the
-//! members and services prefixes, revoking on shutdown, and the one-shot read behind
+//! members, services and shard-claim prefixes, revoking on shutdown, and the one-shot read behind
 //! `mall cluster status`. Every call is bounded by a timeout, so an etcd that hangs looks the
 //! same as one that is down.
 
@@ -26,7 +26,7 @@ use mall_db::ids::NODE_NUMBERS;
 const ROOT: &str = "/mall/v1/";
 
 /// Bounds one etcd call by `limit`.
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     limit: Duration,
     call: impl Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, ClusterError> {
@@ -337,14 +337,13 @@ pub(super) async fn list(
     Ok((view, revision))
 }
 
-/// Keeps `shared`'s view live: lists both prefixes, then watches them from the next revision;
+/// Keeps `shared`'s view live: lists the prefixes, then watches them from the next revision;
 /// on any error (etcd gone, history compacted) lists again after a pause.
 pub(super) async fn watch(shared: Arc<Shared>, mut client: Client) {
     let limit = call_timeout(shared.settings.lease_ttl);
+    // It runs for the life of the process, through a leave too: requests waiting for the new
+    // owners of the shards this node hands over learn of them here.
     loop {
-        if shared.leaving.load(Ordering::Acquire) {
-            return;
-        }
         if let Err(e) = watch_once(&shared, &mut client, limit).await {
             tracing::debug!(error = %e, "cluster watch interrupted; listing again");
         }
@@ -366,10 +365,8 @@ async fn watch_once(
     };
     let mut stream = bounded(limit, client.watch(keys::MEMBERS_PREFIX, Some(options()))).await?;
     bounded(limit, stream.watch(keys::SERVICES_PREFIX, Some(options()))).await?;
+    bounded(limit, stream.watch(keys::SHARDS_PREFIX, Some(options()))).await?;
     loop {
-        if shared.leaving.load(Ordering::Acquire) {
-            return Ok(());
-        }
         let Some(resp) = stream.message().await? else {
             return Err(ClusterError::Watch("the watch stream ended".into()));
         };

@@ -1,6 +1,7 @@
 //! The registry's key layout in etcd and the JSON values stored under it (API.md, "Cluster"):
 //! `/mall/v1/members/{node_id}` and `/mall/v1/services/{service}/{node_id}`, plus the node
-//! numbers ids are minted with, `/mall/v1/node_numbers/{n}`. Plain data, no I/O.
+//! numbers ids are minted with, `/mall/v1/node_numbers/{n}`, and the shard claims,
+//! `/mall/v1/shards/{n}` (value [`Claim`]). Plain data, no I/O.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,9 @@ pub const MEMBERS_PREFIX: &str = "/mall/v1/members/";
 pub const SERVICES_PREFIX: &str = "/mall/v1/services/";
 /// Where the claimed node numbers live (value: the holder's node id).
 pub const NODE_NUMBERS_PREFIX: &str = "/mall/v1/node_numbers/";
+
+/// Where the shard claims live (value: a [`Claim`], under the owner's lease).
+pub const SHARDS_PREFIX: &str = "/mall/v1/shards/";
 
 /// The services every node runs (each gets its own key).
 pub const SERVICES: [&str; 4] = ["api", "cart", "order", "payment"];
@@ -34,6 +38,19 @@ pub struct Service {
     pub node_id: String,
     /// Where the service is reached (the node's advertise URL: every service shares it).
     pub address: String,
+}
+
+/// The value of a shard's claim: which node owns it. The claim's etcd revision is the
+/// shard's fencing epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The owner.
+    pub node_id: String,
+}
+
+/// `/mall/v1/shards/{n}`.
+pub fn shard_key(shard: u32) -> String {
+    format!("{SHARDS_PREFIX}{shard}")
 }
 
 /// `/mall/v1/members/{node_id}`.
@@ -63,12 +80,17 @@ pub enum KeyName {
     Member(String),
     /// A service key: the service and the node id.
     Service(String, String),
+    /// A shard's claim: the shard.
+    Shard(u32),
 }
 
 /// Parses a member or service key; `None` for anything else.
 pub fn parse_key(key: &str) -> Option<KeyName> {
     if let Some(node) = key.strip_prefix(MEMBERS_PREFIX) {
         return valid_node_id(node).then(|| KeyName::Member(node.to_owned()));
+    }
+    if let Some(shard) = key.strip_prefix(SHARDS_PREFIX) {
+        return shard.parse().ok().map(KeyName::Shard);
     }
     let rest = key.strip_prefix(SERVICES_PREFIX)?;
     let (service, node) = rest.split_once('/')?;
@@ -112,6 +134,9 @@ mod tests {
             Some(KeyName::Service("order".into(), "n-1".into()))
         );
         assert_eq!(parse_key("/mall/v1/services/order"), None);
+        assert_eq!(shard_key(12), "/mall/v1/shards/12");
+        assert_eq!(parse_key("/mall/v1/shards/12"), Some(KeyName::Shard(12)));
+        assert_eq!(parse_key("/mall/v1/shards/x"), None);
         assert_eq!(parse_key("/mall/v1/members/a/b"), None);
         assert_eq!(parse_key("/other"), None);
     }

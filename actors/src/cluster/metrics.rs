@@ -1,7 +1,7 @@
 //! The cluster's Prometheus metrics (registered only when the node is part of a cluster, so a
 //! single node's `/metrics` stays as it was).
 
-use prometheus::{IntCounter, IntGauge, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Members seen, keep-alive failures, registration state.
 #[derive(Clone)]
@@ -14,6 +14,11 @@ pub struct ClusterMetrics {
     pub registered: IntGauge,
     /// `cluster_node_number`: the node number ids are minted with (-1 while none is held).
     pub node_number: IntGauge,
+    /// `cluster_forwards_total{outcome}`: requests this node forwarded to a shard's owner.
+    pub forwards: IntCounterVec,
+    /// `cluster_misdirected_total`: 421 answers this node got from a node that no longer
+    /// owned the shard, each followed by a retry.
+    pub misdirected: IntCounter,
 }
 
 impl ClusterMetrics {
@@ -33,11 +38,49 @@ impl ClusterMetrics {
                 "cluster_node_number",
                 "The node number this node mints ids with; -1 while it holds none",
             )?,
+            forwards: IntCounterVec::new(
+                Opts::new(
+                    "cluster_forwards_total",
+                    "Requests forwarded to the owner of their shard, by outcome",
+                ),
+                &["outcome"],
+            )?,
+            misdirected: IntCounter::new(
+                "cluster_misdirected_total",
+                "Forwarded requests answered 421 by a node that was not the owner, then retried",
+            )?,
         };
+        registry.register(Box::new(m.forwards.clone()))?;
+        registry.register(Box::new(m.misdirected.clone()))?;
         registry.register(Box::new(m.members.clone()))?;
         registry.register(Box::new(m.keepalive_failures.clone()))?;
         registry.register(Box::new(m.registered.clone()))?;
         registry.register(Box::new(m.node_number.clone()))?;
+        Ok(m)
+    }
+}
+
+/// Counts what ownership does, for `/metrics`.
+#[derive(Clone)]
+pub struct OwnershipMetrics {
+    /// `cluster_shards_owned`.
+    pub owned: IntGauge,
+    /// `cluster_fenced_total`: turns or writes refused because another node owns the shard.
+    pub fenced: IntCounter,
+}
+
+impl OwnershipMetrics {
+    /// Creates and registers the metrics.
+    pub fn new(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let m = OwnershipMetrics {
+            owned: IntGauge::new("cluster_shards_owned", "Shards this node owns and serves")?,
+            fenced: IntCounter::new(
+                "cluster_fenced_total",
+                "Turns and writes refused because this node no longer owned the shard (a newer epoch exists)",
+            )?,
+        };
+        registry.register(Box::new(m.owned.clone()))?;
+        registry.register(Box::new(m.fenced.clone()))?;
         Ok(m)
     }
 }

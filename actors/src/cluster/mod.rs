@@ -1,16 +1,20 @@
-//! Cluster membership on etcd (DESIGN.md, "Cluster"): each node registers under a kept-alive
-//! lease (its node number, its member key, one key per service), watches the members and
-//! services prefixes for a live view, and computes the shard table from that view.
+//! Cluster membership and shard ownership on etcd (DESIGN.md, "Cluster"): each node registers
+//! under a kept-alive lease (its node number, its member key, one key per service), watches
+//! the members, services and shard-claim prefixes for a live view, and claims the shards that
+//! rendezvous hashing assigns it, each under a fencing epoch recorded in the database.
 //!
-//! The logic is plain and unit tested (`keys`, `view`, `shards`, `hold`); `etcd` does the I/O.
-//! Callers hold a [`ClusterHandle`]; with no etcd endpoints it describes a single node and
-//! touches nothing, so a single node behaves as it did before the cluster existed.
+//! The logic is plain and unit tested (`keys`, `view`, `shards`, `hold`, `ownership`, the
+//! claimer's `plan`); `etcd` and `claims` do the I/O. Callers hold a [`ClusterHandle`]; with no
+//! etcd endpoints it describes a single node that owns every shard, unfenced, and touches
+//! nothing, so a single node behaves as it did before the cluster existed.
 
+pub mod claims;
 pub mod error;
 mod etcd;
 pub mod hold;
 pub mod keys;
 mod metrics;
+pub mod ownership;
 pub mod shards;
 pub mod view;
 
@@ -19,15 +23,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use mall_db::IdGenerator;
+use mall_db::{Db, IdGenerator};
 
 pub use error::ClusterError;
 pub use keys::{Member, Service};
 pub use metrics::ClusterMetrics;
+pub use ownership::{Entered, NotOwner, Ownership, Route};
 pub use view::View;
 
 use etcd::Registration;
-use hold::Hold;
+use ownership::OwnershipMetrics;
 use view::Change;
 
 /// What a node registers and how (from the `cluster.*` configuration).
@@ -95,10 +100,9 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// The snapshot of `view` under rendezvous hashing of `shards` shards.
+    /// The snapshot of `view`: who holds a claim on each of `shards` shards.
     pub fn of(node_id: &str, view: &View, shards: u32) -> Snapshot {
-        let nodes = view.node_ids();
-        let counts = view.shard_counts(shards);
+        let counts = view.shard_counts();
         Snapshot {
             node_id: node_id.to_owned(),
             members: view
@@ -110,20 +114,25 @@ impl Snapshot {
                 })
                 .collect(),
             shards,
-            owners: shards::table(shards, &nodes)
-                .into_iter()
-                .map(|o| o.map(str::to_owned))
-                .collect(),
+            owners: (0..shards).map(|s| view.claims.get(&s).cloned()).collect(),
         }
     }
 }
+
+/// How often the claimer looks again when nothing changed (a claim may have failed).
+const CLAIM_RETRY_EVERY: Duration = Duration::from_millis(500);
 
 /// State shared by the keep-alive and watch tasks and the handle.
 struct Shared {
     settings: Settings,
     ids: Arc<IdGenerator>,
     view: RwLock<View>,
-    hold: Mutex<Hold>,
+    /// The shard table (and the lease's hold) every turn consults.
+    ownership: Arc<Ownership>,
+    /// Where fencing epochs are recorded.
+    db: Db,
+    /// Woken at every change of the view: the claimer looks again.
+    claimer_wake: tokio::sync::Notify,
     /// The lease to revoke when leaving.
     lease: Mutex<Option<i64>>,
     /// Whether etcd answered the last round-trip.
@@ -157,7 +166,7 @@ impl Shared {
     fn registered(&self, r: Registration) {
         self.ids.set_node(r.number);
         *lock(&self.lease) = Some(r.lease);
-        lock(&self.hold).renewed(r.granted.0, r.granted.1);
+        self.ownership.renewed(r.granted.0, r.granted.1);
         self.metrics.node_number.set(i64::from(r.number));
         self.metrics.registered.set(1);
         self.mark_up();
@@ -165,15 +174,15 @@ impl Shared {
 
     /// A keep-alive of `r`'s lease sent at `sent` was answered with `ttl`.
     fn renewed(&self, r: Registration, sent: Instant, ttl: Duration) {
-        lock(&self.hold).renewed(sent, ttl);
+        self.ownership.renewed(sent, ttl);
         self.metrics.node_number.set(i64::from(r.number));
         self.metrics.registered.set(1);
         self.mark_up();
     }
 
-    /// The lease is gone: stop minting and writing at once.
+    /// The lease is gone: stop minting and writing at once; every shard is lost with it.
     fn lost(&self) {
-        lock(&self.hold).lost();
+        self.ownership.lost_all();
         *lock(&self.lease) = None;
         self.metrics.registered.set(0);
         self.metrics.node_number.set(-1);
@@ -199,15 +208,18 @@ impl Shared {
     }
 
     fn holds_lease(&self) -> bool {
-        lock(&self.hold).held_at(Instant::now())
+        self.ownership.holds_lease()
+    }
+
+    /// The lease the node holds now, if any.
+    fn current_lease(&self) -> Option<i64> {
+        *lock(&self.lease)
     }
 
     fn replace_view(&self, view: View) {
-        let members = view.members.len();
-        *self.write_view() = view;
-        self.metrics
-            .members
-            .set(i64::try_from(members).unwrap_or(i64::MAX));
+        let mut current = self.write_view();
+        *current = view;
+        self.viewed(&current);
     }
 
     fn apply(&self, changes: &[Change]) {
@@ -217,14 +229,22 @@ impl Shared {
                 tracing::info!(members = ?view.node_ids(), "cluster membership changed");
             }
         }
+        self.viewed(&view);
+    }
+
+    /// After any change of the view: the shard table follows the claims, and the claimer
+    /// looks again.
+    fn viewed(&self, view: &View) {
         self.metrics
             .members
             .set(i64::try_from(view.members.len()).unwrap_or(i64::MAX));
+        self.ownership.follow(&view.claims, &self.settings.node_id);
+        self.claimer_wake.notify_one();
     }
 }
 
 enum Mode {
-    Single(Settings),
+    Single(Settings, Arc<Ownership>),
     // The client lives in `Shared` (boxed by the `Arc`): it is a large value.
     Etcd(Arc<Shared>),
 }
@@ -238,27 +258,33 @@ pub struct ClusterHandle {
 impl ClusterHandle {
     /// A single node (no endpoints): lists itself, owns every shard, never stops writing.
     pub fn single(settings: Settings) -> ClusterHandle {
+        let ownership = Ownership::single(settings.shards);
         ClusterHandle {
-            mode: Arc::new(Mode::Single(settings)),
+            mode: Arc::new(Mode::Single(settings, ownership)),
         }
     }
 
     /// Joins the cluster: registers (retrying for the lease's TTL, then failing with the
     /// endpoints named), points `ids` at the claimed node number, loads the view, and starts
-    /// the keep-alive and watch tasks. Must run inside a tokio runtime.
+    /// the keep-alive, watch and claimer tasks (epochs are recorded in `db`). Must run inside
+    /// a tokio runtime.
     pub async fn join(
         settings: Settings,
         ids: Arc<IdGenerator>,
+        db: Db,
         registry: &prometheus::Registry,
     ) -> Result<ClusterHandle, ClusterError> {
         let metrics = ClusterMetrics::new(registry)?;
+        let ownership = Ownership::clustered(settings.shards, OwnershipMetrics::new(registry)?);
         let (mut client, registration) = etcd::join(&settings).await?;
         let limit = etcd::call_timeout(settings.lease_ttl);
         let shared = Arc::new(Shared {
             settings,
             ids,
             view: RwLock::new(View::default()),
-            hold: Mutex::new(Hold::default()),
+            ownership,
+            db,
+            claimer_wake: tokio::sync::Notify::new(),
             lease: Mutex::new(None),
             up: AtomicBool::new(false),
             leaving: AtomicBool::new(false),
@@ -283,6 +309,11 @@ impl ClusterHandle {
             registration,
         ));
         tokio::spawn(etcd::watch(Arc::clone(&shared), client.clone()));
+        tokio::spawn(claims::run(
+            Arc::clone(&shared),
+            client.clone(),
+            CLAIM_RETRY_EVERY,
+        ));
         Ok(ClusterHandle {
             mode: Arc::new(Mode::Etcd(shared)),
         })
@@ -290,8 +321,38 @@ impl ClusterHandle {
 
     fn settings(&self) -> &Settings {
         match &*self.mode {
-            Mode::Single(s) => s,
+            Mode::Single(s, _) => s,
             Mode::Etcd(shared) => &shared.settings,
+        }
+    }
+
+    /// The shard table: who owns what, and this node's fences.
+    pub fn ownership(&self) -> &Arc<Ownership> {
+        match &*self.mode {
+            Mode::Single(_, o) => o,
+            Mode::Etcd(shared) => &shared.ownership,
+        }
+    }
+
+    /// The base URL of the live member `node`.
+    pub fn url_of(&self, node: &str) -> Option<String> {
+        match &*self.mode {
+            Mode::Single(s, _) => (s.node_id == node).then(|| s.advertise_url.clone()),
+            Mode::Etcd(shared) => shared.read_view().url_of(node).map(str::to_owned),
+        }
+    }
+
+    /// Counts a request this node forwarded to an owner (`ok`, `failed`).
+    pub fn count_forward(&self, outcome: &str) {
+        if let Mode::Etcd(shared) = &*self.mode {
+            shared.metrics.forwards.with_label_values(&[outcome]).inc();
+        }
+    }
+
+    /// Counts a 421 this node got back from a node that was not the owner, and retried.
+    pub fn count_misdirected(&self) {
+        if let Mode::Etcd(shared) = &*self.mode {
+            shared.metrics.misdirected.inc();
         }
     }
 
@@ -308,7 +369,7 @@ impl ClusterHandle {
     /// The registry's state for `/readyz`.
     pub fn registry_status(&self) -> RegistryStatus {
         match &*self.mode {
-            Mode::Single(_) => RegistryStatus::Disabled,
+            Mode::Single(..) => RegistryStatus::Disabled,
             Mode::Etcd(shared) if shared.up.load(Ordering::Acquire) => RegistryStatus::Up,
             Mode::Etcd(_) => RegistryStatus::Down,
         }
@@ -318,17 +379,18 @@ impl ClusterHandle {
     /// while its lease (and so its node number) is certainly its own.
     pub fn may_write(&self) -> bool {
         match &*self.mode {
-            Mode::Single(_) => true,
-            Mode::Etcd(shared) => !shared.leaving.load(Ordering::Acquire) && shared.holds_lease(),
+            Mode::Single(..) => true,
+            Mode::Etcd(shared) => shared.holds_lease(),
         }
     }
 
     /// The cluster as this node sees it now.
     pub fn snapshot(&self) -> Snapshot {
         match &*self.mode {
-            Mode::Single(s) => {
+            Mode::Single(s, _) => {
                 let mut view = View::default();
                 view.members.insert(s.node_id.clone(), s.member());
+                view.claims = (0..s.shards).map(|n| (n, s.node_id.clone())).collect();
                 Snapshot::of(&s.node_id, &view, s.shards)
             }
             Mode::Etcd(shared) => {
@@ -338,8 +400,11 @@ impl ClusterHandle {
         }
     }
 
-    /// Leaves the cluster: stops writing, stops the tasks, and revokes the lease so that every
-    /// key of this node disappears at once. Idempotent; a no-op on a single node.
+    /// Leaves the cluster, handing its shards over: stops claiming, stops serving its shards
+    /// to new requests and waits (bounded) for those in flight, then revokes the lease so that
+    /// every key of this node (member, services, claims) disappears at once and the new owners
+    /// claim the shards. Requests waiting here for a shard then go to its new owner. Idempotent;
+    /// a no-op on a single node.
     pub async fn leave(&self) {
         let Mode::Etcd(shared) = &*self.mode else {
             return;
@@ -347,8 +412,9 @@ impl ClusterHandle {
         if shared.leaving.swap(true, Ordering::AcqRel) {
             return;
         }
+        claims::release_all(shared).await;
         let lease = lock(&shared.lease).take();
-        lock(&shared.hold).lost();
+        shared.ownership.lost_all();
         shared.metrics.registered.set(0);
         if let Some(lease) = lease {
             let limit = etcd::call_timeout(shared.settings.lease_ttl);

@@ -28,6 +28,14 @@ pub fn weight(node: &str, shard: u32) -> u64 {
     mix(fnv1a(node.as_bytes()) ^ mix(u64::from(shard).wrapping_add(0x9e37_79b9_7f4a_7c15)))
 }
 
+/// The shard of a user: where its cart, orders and payment sessions live. A stable mix of the
+/// id, so the time-ordered ids of users created together still spread over every shard.
+pub fn of_user(user_id: i64, shards: u32) -> u32 {
+    let h = mix(u64::from_le_bytes(user_id.to_le_bytes()) ^ 0x5bd1_e995_7f4a_7c15);
+    // The remainder is below `shards`, a u32.
+    (h % u64::from(shards.max(1))) as u32
+}
+
 /// The owner of `shard` among `nodes`: the highest weight, ties to the smaller id.
 pub fn owner<'a>(shard: u32, nodes: &[&'a str]) -> Option<&'a str> {
     nodes.iter().copied().max_by(|a, b| {
@@ -98,11 +106,23 @@ mod tests {
     }
 
     #[test]
+    fn users_spread_over_every_shard() {
+        let mut seen = [0u32; 16];
+        // Time-ordered ids share their high bits: the shard must still spread them.
+        for i in 0..1600i64 {
+            seen[of_user((1 << 40) + (i << 12), 16) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&n| (50..=150).contains(&n)), "{seen:?}");
+    }
+
+    #[test]
     fn the_hash_is_stable() {
         // Every node, and every build, must agree: pin a few values.
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(weight("n1", 0), weight("n1", 0));
         assert_ne!(weight("n1", 0), weight("n1", 1));
+        assert_eq!(of_user(42, 256), of_user(42, 256));
+        assert!(of_user(-1, 7) < 7 && of_user(5, 0) == 0);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::keys::{self, KeyName, Member, Service};
+use super::keys::{self, Claim, KeyName, Member, Service};
 use super::shards;
 
 /// One change seen under the watched prefixes.
@@ -23,13 +23,15 @@ pub enum Change {
     },
 }
 
-/// Members and services, by node id.
+/// Members, services and shard claims.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
     /// Member values by node id.
     pub members: BTreeMap<String, Member>,
     /// Service values by (service, node id).
     pub services: BTreeMap<(String, String), Service>,
+    /// The claimed shards: shard -> owner node id.
+    pub claims: BTreeMap<u32, String>,
 }
 
 impl View {
@@ -68,12 +70,27 @@ impl View {
                     }
                     false
                 }
+                Some(KeyName::Shard(shard)) => {
+                    match serde_json::from_slice::<Claim>(value) {
+                        Ok(claim) if keys::valid_node_id(&claim.node_id) => {
+                            self.claims.insert(shard, claim.node_id);
+                        }
+                        _ => {
+                            self.claims.remove(&shard);
+                        }
+                    }
+                    false
+                }
                 None => false,
             },
             Change::Delete { key } => match keys::parse_key(key) {
                 Some(KeyName::Member(node)) => self.members.remove(&node).is_some(),
                 Some(KeyName::Service(service, node)) => {
                     self.services.remove(&(service, node));
+                    false
+                }
+                Some(KeyName::Shard(shard)) => {
+                    self.claims.remove(&shard);
                     false
                 }
                 None => false,
@@ -86,9 +103,26 @@ impl View {
         self.members.keys().map(String::as_str).collect()
     }
 
-    /// How many shards each member owns under rendezvous hashing of `shards` shards.
-    pub fn shard_counts(&self, shards: u32) -> BTreeMap<String, u32> {
-        shards::counts(shards, &self.node_ids())
+    /// How many shards each member holds a claim on (every member listed, possibly with 0).
+    pub fn shard_counts(&self) -> BTreeMap<String, u32> {
+        let mut counts: BTreeMap<String, u32> =
+            self.members.keys().map(|n| (n.clone(), 0)).collect();
+        for node in self.claims.values() {
+            if let Some(c) = counts.get_mut(node) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
+    /// The member that should own `shard` under rendezvous hashing over the live members.
+    pub fn assigned(&self, shard: u32) -> Option<&str> {
+        shards::owner(shard, &self.node_ids())
+    }
+
+    /// The base URL of the member `node`, if it is live.
+    pub fn url_of(&self, node: &str) -> Option<&str> {
+        self.members.get(node).map(|m| m.advertise_url.as_str())
     }
 
     /// The services a node runs, sorted.
@@ -176,13 +210,25 @@ mod tests {
     }
 
     #[test]
-    fn shard_counts_cover_every_shard() {
-        let view = View::from_listing([
+    fn claims_are_counted_per_live_member() {
+        let claim = |n: &str| serde_json::to_vec(&Claim { node_id: n.into() }).unwrap();
+        let mut view = View::from_listing([
             ("/mall/v1/members/a", member("a").as_slice()),
             ("/mall/v1/members/b", member("b").as_slice()),
+            ("/mall/v1/shards/0", claim("a").as_slice()),
+            ("/mall/v1/shards/1", claim("a").as_slice()),
+            ("/mall/v1/shards/2", claim("b").as_slice()),
+            ("/mall/v1/shards/3", b"garbage".as_slice()),
         ]);
-        let counts = view.shard_counts(256);
-        assert_eq!(counts.len(), 2);
-        assert_eq!(counts.values().sum::<u32>(), 256);
+        assert_eq!(view.claims.len(), 3);
+        let counts = view.shard_counts();
+        assert_eq!((counts["a"], counts["b"]), (2, 1));
+        view.apply(&Change::Delete {
+            key: "/mall/v1/shards/0".into(),
+        });
+        assert_eq!(view.shard_counts()["a"], 1);
+        assert!(view.assigned(5).is_some());
+        assert_eq!(view.url_of("a"), Some("http://a:8080"));
+        assert_eq!(view.url_of("z"), None);
     }
 }

@@ -16,7 +16,7 @@ use mall_db::domain::{CancelReason, Charge, OrderEvent, OrderStatus, PaymentStat
 use mall_db::models::PaymentRow;
 use mall_db::repo::deadlines::{self, Whose};
 use mall_db::repo::orders::{self, IdempotencyBinding};
-use mall_db::repo::{idempotency, payments, products};
+use mall_db::repo::{fences, idempotency, payments, products};
 use mall_db::{DbError, clock};
 
 use super::error::OrderError;
@@ -40,7 +40,15 @@ impl Kind for Order {
 
     async fn load(deps: Deps, id: i64) -> Result<OrderState, OrderReply> {
         match load(&deps, id).await {
-            Ok(Some(state)) => Ok(state),
+            // Activated only where its shard lives (a request may name an order of another
+            // user's shard: the caller is told where it lives, and nothing is cached here).
+            Ok(Some(state)) => {
+                let shard = deps.ownership.shard_of(state.order.0.user_id);
+                match deps.ownership.fence(shard) {
+                    Ok(_) => Ok(state),
+                    Err(_) => Err(Err(OrderError::NotOwner { shard })),
+                }
+            }
             Ok(None) => Err(Err(OrderError::NotFound)),
             Err(e) => Err(Err(e)),
         }
@@ -49,15 +57,30 @@ impl Kind for Order {
     async fn turn(
         deps: Deps,
         _id: i64,
-        state: OrderState,
+        mut state: OrderState,
         cmd: OrderCmd,
         _answer_by: Option<Deadline>,
     ) -> (Option<OrderState>, OrderReply) {
+        let shard = deps.ownership.shard_of(state.order.0.user_id);
+        state.fence = match deps.ownership.fence(shard) {
+            Ok(fence) => fence,
+            Err(_) => return (None, Err(OrderError::NotOwner { shard })),
+        };
         match run(&deps, state, cmd).await {
             Ok((next, answer)) => (Some(next), Ok(answer)),
-            // A refusal may come from finding the order changed underneath: reload next time.
-            Err(e) => (None, Err(e)),
+            Err(e) => {
+                if let Some(shard) = e.not_owner() {
+                    // A write found a newer epoch: this node lost the shard.
+                    deps.ownership.fenced(shard);
+                }
+                // A refusal may come from finding the order changed underneath: reload.
+                (None, Err(e))
+            }
         }
+    }
+
+    fn generation(deps: &Deps) -> u64 {
+        deps.ownership.generation()
     }
 
     fn refused(why: RuntimeError) -> OrderReply {
@@ -88,11 +111,14 @@ impl Kind for Order {
         let mut conn = deps.db.read().await?;
         let mut due = deadlines::due(&mut conn, Whose::Orders, before, limit).await?;
         due.extend(deadlines::due(&mut conn, Whose::Sessions, before, limit).await?);
-        due.sort_by_key(|(_, at)| *at);
+        due.sort_by_key(|d| d.at);
         let mut seen = std::collections::HashSet::new();
+        // Each node sweeps only the shards it owns.
+        let ownership = &deps.ownership;
         Ok(due
             .into_iter()
-            .map(|(id, _)| id)
+            .filter(|d| ownership.owns(ownership.shard_of(d.user_id)))
+            .map(|d| d.order_id)
             .filter(|id| seen.insert(*id))
             .collect())
     }
@@ -104,7 +130,11 @@ async fn load(deps: &Deps, id: i64) -> Result<Option<OrderState>, OrderError> {
         return Ok(None);
     };
     let sessions = payments::of_order(&mut conn, id).await?;
-    Ok(Some(OrderState { order, sessions }))
+    Ok(Some(OrderState {
+        order,
+        sessions,
+        fence: None,
+    }))
 }
 
 fn owned_by(state: &OrderState, by: Option<mall_db::domain::UserId>) -> Result<(), OrderError> {
@@ -150,9 +180,11 @@ async fn run(
             let mut conn = deps.db.write().await?;
             let note_ref = note.as_ref().map(|n| n.as_deref());
             let version = state.order.0.version;
-            let edited =
-                orders::update_details(&mut conn, id, version, address.as_deref(), note_ref, now)
-                    .await?;
+            let address = address.as_deref();
+            let edited = fences::guarded(&mut conn, state.fence, "orders.edit", async |c| {
+                orders::update_details(c, id, version, address, note_ref, now).await
+            })
+            .await?;
             drop(conn);
             match edited {
                 Some(row) => {
@@ -198,7 +230,7 @@ async fn run(
             let created = pending.is_none();
             let row = pending.unwrap_or_else(|| new_session(&state, session, expires_at, now));
             let mut conn = deps.db.write().await?;
-            conn.transaction("payments.open", async |c| {
+            fences::transaction(&mut conn, state.fence, "payments.open", async |c| {
                 if created {
                     payments::insert(c, &row).await?;
                 }
@@ -250,11 +282,11 @@ async fn session_turn(
     };
     if row.status.is_due(row.expires_at, now) {
         // Acting on a session past its deadline expires it; the refusal says so.
-        close(deps, &row, PaymentEvent::Expire, now).await?;
+        close(deps, state.fence, &row, PaymentEvent::Expire, now).await?;
         return Err(PaymentError::InvalidState("the payment session has expired".into()).into());
     }
     let Some((charge, idem)) = confirm else {
-        let closed = close(deps, &row, PaymentEvent::Cancel, now).await?;
+        let closed = close(deps, state.fence, &row, PaymentEvent::Cancel, now).await?;
         state.sessions[index] = closed.clone();
         let answer = answer(&state, closed);
         return Ok((state, answer));
@@ -266,28 +298,28 @@ async fn session_turn(
     row.status.on(event).map_err(PaymentError::from)?;
     if let Charge::Declined { last4 } = &charge {
         let mut conn = deps.db.write().await?;
-        let declined = payments::record_decline(&mut conn, row.id, last4, now)
-            .await?
-            .ok_or_else(not_pending)?;
+        let declined = fences::guarded(&mut conn, state.fence, "payments.decline", async |c| {
+            payments::record_decline(c, row.id, last4, now).await
+        })
+        .await?
+        .ok_or_else(not_pending)?;
         deps.outcomes.payment("declined");
         return Err(PaymentError::Declined(Box::new(PaymentView::from(&declined))).into());
     }
     status_of(&state).on(OrderEvent::Pay)?;
     let order_id = state.order.0.id;
     let mut conn = deps.db.write().await?;
-    let settled = conn
-        .transaction("payments.settle", async |c| {
-            let Some(payment) = payments::mark_succeeded(c, row.id, charge.last4(), now).await?
-            else {
-                return Err(Settle::SessionNotPending);
-            };
-            let Some(order) = orders::mark_paid(c, order_id, now).await? else {
-                return Err(Settle::OrderNotPayable);
-            };
-            bind(c, idem.as_ref(), &payment).await?;
-            Ok((payment, order))
-        })
-        .await;
+    let settled = fences::transaction(&mut conn, state.fence, "payments.settle", async |c| {
+        let Some(payment) = payments::mark_succeeded(c, row.id, charge.last4(), now).await? else {
+            return Err(Settle::SessionNotPending);
+        };
+        let Some(order) = orders::mark_paid(c, order_id, now).await? else {
+            return Err(Settle::OrderNotPayable);
+        };
+        bind(c, idem.as_ref(), &payment).await?;
+        Ok((payment, order))
+    })
+    .await;
     drop(conn);
     match settled {
         Ok((payment, order)) => {
@@ -383,7 +415,7 @@ async fn expire_due_sessions(
     for i in 0..state.sessions.len() {
         let row = &state.sessions[i];
         if row.status.is_due(row.expires_at, now) {
-            let closed = close(deps, row, PaymentEvent::Expire, now).await?;
+            let closed = close(deps, state.fence, row, PaymentEvent::Expire, now).await?;
             state.sessions[i] = closed;
         }
     }
@@ -393,15 +425,18 @@ async fn expire_due_sessions(
 /// Moves a pending session to `cancelled` or `expired`.
 async fn close(
     deps: &Deps,
+    fence: Option<mall_db::domain::Fence>,
     row: &PaymentRow,
     event: PaymentEvent,
     now: time::PrimitiveDateTime,
 ) -> Result<PaymentRow, PaymentError> {
     let to = row.status.on(event)?;
     let mut conn = deps.db.write().await?;
-    let closed = payments::close(&mut conn, row.id, to, now)
-        .await?
-        .ok_or_else(not_pending)?;
+    let closed = fences::guarded(&mut conn, fence, "payments.close", async |c| {
+        payments::close(c, row.id, to, now).await
+    })
+    .await?
+    .ok_or_else(not_pending)?;
     deps.outcomes.payment(to.as_str());
     Ok(closed)
 }
@@ -421,16 +456,15 @@ async fn cancel(
         .map(|i| (i.product_id, i.quantity))
         .collect();
     let mut conn = deps.db.write().await?;
-    let cancelled = conn
-        .transaction("orders.cancel", async |c| {
-            let Some(row) = orders::mark_cancelled(c, id, reason, now).await? else {
-                return Ok::<_, DbError>(None);
-            };
-            products::give_back(c, &lines).await?;
-            let sessions = payments::cancel_pending_of(c, id, now).await?;
-            Ok(Some((row, sessions)))
-        })
-        .await?;
+    let cancelled = fences::transaction(&mut conn, state.fence, "orders.cancel", async |c| {
+        let Some(row) = orders::mark_cancelled(c, id, reason, now).await? else {
+            return Ok::<_, DbError>(None);
+        };
+        products::give_back(c, &lines).await?;
+        let sessions = payments::cancel_pending_of(c, id, now).await?;
+        Ok(Some((row, sessions)))
+    })
+    .await?;
     drop(conn);
     let Some((row, sessions)) = cancelled else {
         return changed_under_us(deps, id, OrderEvent::Cancel(reason)).await;

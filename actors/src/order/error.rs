@@ -22,12 +22,31 @@ pub enum OrderError {
     /// A command to one of its payment sessions was refused (the order owns its sessions).
     #[error(transparent)]
     Payment(#[from] PaymentError),
+    /// Another node owns the shard the entity lives on (or none does right now): the request
+    /// belongs there. Never shown to a client (the HTTP layer forwards, or answers 503).
+    #[error("shard {shard} is owned by another node")]
+    NotOwner {
+        /// The shard.
+        shard: u32,
+    },
     /// The database or the actor did not answer; retry later.
     #[error("orders unavailable: {0}")]
     Unavailable(String),
     /// A bug.
     #[error("order failure: {0}")]
     Internal(String),
+}
+
+impl OrderError {
+    /// The shard, when the refusal is that another node owns it (directly, or from one of the
+    /// order's payment sessions).
+    pub fn not_owner(&self) -> Option<u32> {
+        match self {
+            OrderError::NotOwner { shard }
+            | OrderError::Payment(PaymentError::NotOwner { shard }) => Some(*shard),
+            _ => None,
+        }
+    }
 }
 
 impl From<NotAllowed> for OrderError {
@@ -40,6 +59,7 @@ impl From<mall_db::DbError> for OrderError {
     fn from(e: mall_db::DbError) -> Self {
         match e {
             mall_db::DbError::Unavailable(why) => OrderError::Unavailable(why),
+            mall_db::DbError::Fenced { shard } => OrderError::NotOwner { shard },
             other => OrderError::Internal(other.to_string()),
         }
     }

@@ -66,14 +66,30 @@ impl OrderHandle {
         answer_by: Deadline,
     ) -> Result<OrderView, OrderError> {
         let now = clock::now();
+        // The order is born on the buyer's shard, which must be this node's.
+        let ownership = &self.deps.ownership;
+        let shard = ownership.shard_of(user.get());
+        let fence = ownership
+            .fence(shard)
+            .map_err(|_| OrderError::NotOwner { shard })?;
         let placement = Placement {
             order: self.deps.new_order(user, address, note, now),
             lines: lines.to_vec(),
             now,
             idem,
             checkout: None,
+            fence,
         };
-        let placed = self.deps.placer.place(placement, answer_by).await?;
+        let placed = match self.deps.placer.place(placement, answer_by).await {
+            Ok(placed) => placed,
+            Err(e) => {
+                let e = OrderError::from(e);
+                if let Some(shard) = e.not_owner() {
+                    ownership.fenced(shard);
+                }
+                return Err(e);
+            }
+        };
         self.placed(&placed);
         Ok(OrderView::from(&placed.order))
     }

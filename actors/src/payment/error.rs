@@ -17,6 +17,13 @@ pub enum PaymentError {
     /// The issuer declined; the session (still pending) is attached.
     #[error("card declined")]
     Declined(Box<crate::order::PaymentView>),
+    /// Another node owns the shard the entity lives on (or none does right now): the request
+    /// belongs there. Never shown to a client (the HTTP layer forwards, or answers 503).
+    #[error("shard {shard} is owned by another node")]
+    NotOwner {
+        /// The shard.
+        shard: u32,
+    },
     /// The database or an actor did not answer; retry later.
     #[error("payments unavailable: {0}")]
     Unavailable(String),
@@ -29,6 +36,7 @@ impl From<mall_db::DbError> for PaymentError {
     fn from(e: mall_db::DbError) -> Self {
         match e {
             mall_db::DbError::Unavailable(why) => PaymentError::Unavailable(why),
+            mall_db::DbError::Fenced { shard } => PaymentError::NotOwner { shard },
             other => PaymentError::Internal(other.to_string()),
         }
     }

@@ -28,6 +28,7 @@ impl From<OrderError> for PaymentError {
             OrderError::NotFound => PaymentError::NotFound,
             OrderError::InvalidState(why) => PaymentError::InvalidState(why),
             OrderError::Unavailable(why) => PaymentError::Unavailable(why),
+            OrderError::NotOwner { shard } => PaymentError::NotOwner { shard },
             other => PaymentError::Internal(other.to_string()),
         }
     }

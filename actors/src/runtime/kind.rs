@@ -67,6 +67,13 @@ pub trait Kind: Sized + Unpin + 'static {
         None
     }
 
+    /// A number that moves whenever cached states of this kind may have gone stale for a
+    /// reason outside the entity (in a cluster: a shard changed hands). The host drops its
+    /// cached state when it moved since the state was loaded.
+    fn generation(_deps: &Self::Deps) -> u64 {
+        0
+    }
+
     /// The command the deadline timer (and the sweeper) sends.
     fn wake() -> Option<Self::Cmd> {
         None
@@ -89,6 +96,8 @@ pub struct Host<K: Kind> {
     deps: K::Deps,
     // None until loaded, and again after a turn that may have left it stale.
     state: Option<K::State>,
+    // The kind's generation when the cached state was kept.
+    generation: u64,
     // The armed timer and the deadline it is armed for.
     timer: Option<(SpawnHandle, PrimitiveDateTime)>,
     metrics: KindMetrics,
@@ -108,6 +117,7 @@ impl<K: Kind> Entity for Host<K> {
             key,
             deps,
             state: None,
+            generation: 0,
             timer: None,
             metrics,
         }
@@ -124,7 +134,12 @@ impl<K: Kind> Handler<Call<K::Cmd>> for Host<K> {
         }
         // The state moves into the turn (no copy per message): turns are atomic, so nothing
         // else reads it until the turn puts back what it keeps.
-        let (deps, key, cached) = (self.deps.clone(), self.key.clone(), self.state.take());
+        let generation = K::generation(&self.deps);
+        let mut cached = self.state.take();
+        if generation != self.generation {
+            cached = None;
+        }
+        let (deps, key) = (self.deps.clone(), self.key.clone());
         let (cmd, answer_by) = (call.cmd, call.answer_by);
         let work = async move {
             let state = match cached {
@@ -142,8 +157,9 @@ impl<K: Kind> Handler<Call<K::Cmd>> for Host<K> {
             call.span,
             &self.metrics,
             work,
-            |(keep, reply), host: &mut Self, ctx| {
+            move |(keep, reply), host: &mut Self, ctx| {
                 host.state = keep;
+                host.generation = generation;
                 host.rearm(ctx);
                 reply
             },

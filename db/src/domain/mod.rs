@@ -4,6 +4,7 @@
 //! bottom of the stack), so no layer repeats one.
 
 pub mod cart;
+pub mod fence;
 pub mod ids;
 pub mod money;
 pub mod order;
@@ -11,6 +12,7 @@ pub mod payment;
 pub mod placement;
 mod text;
 
+pub use fence::Fence;
 pub use ids::{OrderId, PaymentId, ProductId, UserId};
 pub use order::{CancelReason, OrderEvent, OrderStatus};
 pub use payment::{Charge, PaymentEvent, PaymentStatus};

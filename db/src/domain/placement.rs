@@ -61,6 +61,8 @@ pub struct Placement {
     pub idem: Option<IdempotencyBinding>,
     /// What a checkout adds to the order in the same transaction.
     pub checkout: Option<CheckoutPart>,
+    /// In a cluster, the right to write the buyer's shard, checked in the same transaction.
+    pub fence: Option<super::Fence>,
 }
 
 /// The rest of a checkout: the buyer's cart is emptied and a payment session opened (and, when a
@@ -285,6 +287,7 @@ mod tests {
             now,
             idem: None,
             checkout: None,
+            fence: None,
         }
     }
 

@@ -21,14 +21,25 @@ pub enum Whose {
     Sessions,
 }
 
+/// A deadline that is due: the order that acts on it, its user (whose shard owns it) and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// The order.
+    pub order_id: i64,
+    /// The order's user.
+    pub user_id: i64,
+    /// The deadline.
+    pub at: PrimitiveDateTime,
+}
+
 /// The orders whose deadline of kind `which` (their own, or a pending session's) is at or
-/// before `before`, with that deadline, soonest first, at most `limit`.
+/// before `before`, soonest first, at most `limit`.
 pub async fn due(
     conn: &mut DbConn,
     which: Whose,
     before: PrimitiveDateTime,
     limit: i64,
-) -> Result<Vec<(i64, PrimitiveDateTime)>, DbError> {
+) -> Result<Vec<Due>, DbError> {
     macro_rules! pending_before {
         ($table:ident, $order_id:ident, $pending:expr) => {
             $table::table
@@ -36,10 +47,10 @@ pub async fn due(
                 .filter($table::expires_at.le(before))
                 .order($table::expires_at.asc())
                 .limit(limit)
-                .select(($table::$order_id, $table::expires_at))
+                .select(($table::$order_id, $table::user_id, $table::expires_at))
         };
     }
-    Ok(match which {
+    let rows: Vec<(i64, i64, PrimitiveDateTime)> = match which {
         Whose::Orders => {
             let q = pending_before!(orders, id, OrderStatus::PendingPayment);
             with_conn!(conn, c => q.load(c).await)?
@@ -48,5 +59,13 @@ pub async fn due(
             let q = pending_before!(payments, order_id, PaymentStatus::Pending);
             with_conn!(conn, c => q.load(c).await)?
         }
-    })
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(order_id, user_id, at)| Due {
+            order_id,
+            user_id,
+            at,
+        })
+        .collect())
 }

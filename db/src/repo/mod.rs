@@ -2,6 +2,7 @@
 
 pub mod carts;
 pub mod deadlines;
+pub mod fences;
 pub mod idempotency;
 pub mod orders;
 pub mod payments;

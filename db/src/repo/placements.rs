@@ -16,7 +16,9 @@ use std::future::Future;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::fences::{self, ReadEpoch};
 use super::orders::OrderWithItems;
+use crate::domain::Fence;
 use crate::domain::placement::{Refused, plan};
 use crate::error::DbError;
 use crate::models::{OrderItemRow, OrderRow, PaymentRow};
@@ -254,6 +256,20 @@ async fn attempt(
     ids.sort_unstable();
     ids.dedup();
     with_conn!(conn, c => c.transaction(async |c| {
+        // In a cluster each order's shard must still be its node's (see `fences`): one that
+        // is not is taken out of the batch, the others go on.
+        let mut checked: Vec<Fence> = Vec::new();
+        for (k, &i) in group.iter().enumerate() {
+            let Some(fence) = batch[i].fence else { continue };
+            if checked.contains(&fence) {
+                continue;
+            }
+            let found = c.epoch_for_share(fence.shard).await?;
+            if let Err(fenced) = fences::holds(fence, found) {
+                return Err(Abort::Drop(k, PlaceError::Db(fenced)));
+            }
+            checked.push(fence);
+        }
         let stocked = c.read_for_update(ids.clone()).await?;
         let plan = plan(&stocked, group.iter().map(|&i| &batch[i]));
 

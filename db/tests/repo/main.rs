@@ -33,6 +33,7 @@ macro_rules! on_both_backends {
 
 mod carts;
 mod common;
+mod fences;
 mod idempotency;
 mod migrations;
 mod placements;

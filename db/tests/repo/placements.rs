@@ -79,6 +79,7 @@ fn order(user_id: i64, lines: &[(i64, i32)]) -> Placement {
         now,
         idem: None,
         checkout: None,
+        fence: None,
     }
 }
 

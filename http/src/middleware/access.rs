@@ -108,7 +108,12 @@ async fn admit(req: &ServiceRequest) -> Result<Option<AuthUser>, ApiError> {
         Err(_) if whitelisted => None,
         Err(e) => return Err(refused_anonymous(state, peer, &path, e).await),
     };
-    if path.starts_with("/api/") {
+    // A forwarded request was counted by the node its client called.
+    let forwarded = req
+        .extensions()
+        .get::<crate::forward::Forwarded>()
+        .is_some();
+    if path.starts_with("/api/") && !forwarded {
         match (&user, peer) {
             (Some(u), _) => state.limits.check_user(u.id).await?,
             (None, Some(ip)) => state.limits.check_ip(ip).await?,

@@ -44,9 +44,9 @@ async fn oldest_due(st: &AppState) -> Option<(f64, f64)> {
     let orders = orders.await.ok()?;
     let payments = repo::deadlines::due(&mut conn, Whose::Sessions, now, 1);
     let payments = payments.await.ok()?;
-    let age = |due: &[(i64, time::PrimitiveDateTime)]| {
+    let age = |due: &[repo::deadlines::Due]| {
         due.first()
-            .map_or(0.0, |(_, at)| (now - *at).as_seconds_f64().max(0.0))
+            .map_or(0.0, |d| (now - d.at).as_seconds_f64().max(0.0))
     };
     Some((age(&orders), age(&payments)))
 }
