@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use mall_actors::runtime::Deadline;
@@ -50,6 +50,8 @@ const FORGED_SIGNATURES: &[&str] = &[
 ];
 /// How long a load client keeps trying to get an answer to one request.
 const ANSWER_BUDGET: Duration = Duration::from_secs(20);
+/// How long a patient client keeps retrying a request whose key is in use.
+const IN_USE_BUDGET: Duration = Duration::from_secs(5);
 
 /// The base URL of each node slot (`None`: not running); shared with the load clients, which
 /// always use the current ones.
@@ -122,6 +124,71 @@ fn tail(server: &Server, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// A TCP proxy in front of etcd for one node: cut, it drops every connection and refuses new
+/// ones (the node cannot reach etcd, its clients still reach it); healed, it passes again.
+struct EtcdProxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl EtcdProxy {
+    async fn start(etcd_endpoint: &str) -> EtcdProxy {
+        let target = etcd_endpoint.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let accept = tokio::spawn({
+            let (cut, links) = (cut.clone(), links.clone());
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if cut.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    let target = target.clone();
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    links.lock().unwrap().push(link);
+                }
+            }
+        });
+        EtcdProxy {
+            port,
+            cut,
+            links,
+            accept,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::Release);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.store(false, Ordering::Release);
+    }
+}
+
+impl Drop for EtcdProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
 /// One etcd, one PostgreSQL database, and node slots `n1`, `n2`, ... sharing the JWT secret,
 /// the admin and the cluster secret. Dropped in field order: the nodes before the database.
 struct Cluster {
@@ -138,6 +205,8 @@ struct Cluster {
     ttl: u64,
     /// The bootstrap admin's access token.
     admin: String,
+    /// With `proxied`, each node's own way to etcd, which the test can cut.
+    proxies: Vec<EtcdProxy>,
     db: TestDatabase,
     etcd: EtcdInstance,
 }
@@ -152,7 +221,25 @@ impl Cluster {
         ttl: u64,
         env: &[(&str, &str)],
     ) -> Cluster {
+        Self::start_with(size, running, shards, ttl, env, false).await
+    }
+
+    /// Same, each node reaching etcd through a proxy of its own when `proxied`.
+    async fn start_with(
+        size: usize,
+        running: usize,
+        shards: usize,
+        ttl: u64,
+        env: &[(&str, &str)],
+        proxied: bool,
+    ) -> Cluster {
         let etcd = EtcdInstance::start().await;
+        let mut proxies = Vec::new();
+        if proxied {
+            for _ in 0..size {
+                proxies.push(EtcdProxy::start(&etcd.endpoint()).await);
+            }
+        }
         let db = Backend::Postgres.database().await;
         let mut c = Cluster {
             nodes: (0..size).map(|_| None).collect(),
@@ -169,6 +256,7 @@ impl Cluster {
             shards,
             ttl,
             admin: String::new(),
+            proxies,
             db,
             etcd,
         };
@@ -189,7 +277,13 @@ impl Cluster {
         let mut b = ServerBuilder::new(self.db.url())
             .secret(&self.jwt_secret)
             .env("MALL__BOOTSTRAP__ADMIN_PASSWORD", &self.admin_password)
-            .env("MALL__CLUSTER__ETCD_ENDPOINTS", &self.etcd.endpoint())
+            .env(
+                "MALL__CLUSTER__ETCD_ENDPOINTS",
+                &self
+                    .proxies
+                    .get(i)
+                    .map_or_else(|| self.etcd.endpoint(), EtcdProxy::endpoint),
+            )
             .env("MALL__CLUSTER__NODE_ID", &self.ids[i])
             .env("MALL__CLUSTER__LEASE_TTL_SECS", &self.ttl.to_string())
             .env("MALL__CLUSTER__SHARDS", &self.shards.to_string())
@@ -506,6 +600,7 @@ impl Client {
         let mut errors: Vec<String> = Vec::new();
         let (mut unsure, mut failovers, mut waits) = (false, 0, 0);
         let mut attempt = 0usize;
+        let mut in_use_since: Option<Instant> = None;
         loop {
             let urls = self.urls.read().unwrap().clone();
             let node = (first + attempt) % urls.len();
@@ -530,6 +625,17 @@ impl Client {
                         }
                         waits += 1;
                         errors.push(format!("n{}: {} {}", node + 1, r.status, r.code()));
+                        if r.status == 409 {
+                            // A key claimed by a node that died stays claimed for a while
+                            // (`ABANDONED_AFTER`); give up on it sooner than on an owner.
+                            let since = *in_use_since.get_or_insert_with(Instant::now);
+                            if since.elapsed() > IN_USE_BUDGET {
+                                return Err(format!(
+                                    "{what}: still 409 idempotency_key_in_use after {IN_USE_BUDGET:?} ({} attempts)",
+                                    errors.len()
+                                ));
+                            }
+                        }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                     Err(e) => {
@@ -1303,6 +1409,7 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write() {
     let http = http_client();
     let mut open: Vec<(usize, String, OffsetDateTime)> = due.clone();
     let mut late = Vec::new();
+    let mut delays = Vec::new();
     let mut k = 0usize;
     while !open.is_empty() {
         let mut still = Vec::new();
@@ -1317,6 +1424,9 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write() {
             if r.status == 200 && r.body["status"] == "cancelled" {
                 assert_eq!(r.body["cancel_reason"], "expired", "{}", r.body);
                 let cancelled_at = time_of(&r.body["cancelled_at"], "cancelled_at");
+                if owners[i] == victim {
+                    delays.push((cancelled_at - expires_at).as_seconds_f64());
+                }
                 if cancelled_at - expires_at > promise {
                     late.push(format!(
                         "{order_id} (owner n{}): cancelled {:.1} s after its deadline",
@@ -1358,7 +1468,9 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write() {
 
     let (ledgers, tally) = load.stop().await;
     c.forget(victim);
-    eprintln!("crash load: {tally:?}");
+    eprintln!(
+        "crash load: {tally:?}; the dead node's orders expired {delays:.1?} s after their deadlines"
+    );
     assert!(
         tally.failures.is_empty(),
         "answers no client should get ({} of {} requests): {:#?}\n{}",
@@ -1429,10 +1541,31 @@ fn split_cart(cart: &Value, d: &str) -> (Vec<(String, i64)>, Option<i64>) {
     (lines.into_iter().filter(|(p, _)| p != d).collect(), extra)
 }
 
+/// How the owner under test is kept from its lease.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Isolation {
+    /// SIGSTOP, then SIGCONT: requests sent meanwhile wait in its accept queue.
+    Pause,
+    /// Its connections to etcd are cut (clients still reach it), then restored.
+    Cut,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_paused_past_its_lease_writes_nothing_stale_and_rejoins() {
+    isolated_owner(Isolation::Pause).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_etcd_serves_nothing_stale_and_rejoins() {
+    isolated_owner(Isolation::Cut).await;
+}
+
+/// An owner kept from its lease for two and a half leases (`how`) while the others take over
+/// and write: what it answers meanwhile and after is current or 503 `unavailable`, never
+/// stale and never another 5xx; it rejoins by itself; every node then agrees.
+async fn isolated_owner(how: Isolation) {
     let ttl = 2;
-    let c = Cluster::start(3, 3, 32, ttl, &[]).await;
+    let c = Cluster::start_with(3, 3, 32, ttl, &[], how == Isolation::Cut).await;
     let (a, b) = c.products(1_000).await;
     let extra = product(c.node(0), &c.admin, "Cluster C", 300, 1_000).await;
     let d = product(c.node(0), &c.admin, "Cluster D", 200, 1_000).await;
@@ -1457,7 +1590,10 @@ async fn a_node_paused_past_its_lease_writes_nothing_stale_and_rejoins() {
         first_orders.push(id(&order));
     }
 
-    signal(v, "STOP");
+    match how {
+        Isolation::Pause => signal(v, "STOP"),
+        Isolation::Cut => c.proxies[victim].cut(),
+    }
     let stopped = Instant::now();
     let held = c.wait_settled(&survivors).await;
     assert_eq!(held.values().sum::<u64>(), 32);
@@ -1497,8 +1633,8 @@ async fn a_node_paused_past_its_lease_writes_nothing_stale_and_rejoins() {
         });
     }
 
-    // Requests that reach the paused node while it is stopped: it sees them the moment it
-    // resumes, before anything else.
+    // Requests for every user through the isolated node. Paused, it sees them the moment it
+    // resumes, before anything else; cut off, it answers them now.
     let http = http_client();
     let mut queued = Vec::new();
     for (i, user) in users.iter().enumerate() {
@@ -1523,18 +1659,20 @@ async fn a_node_paused_past_its_lease_writes_nothing_stale_and_rejoins() {
             queued.push((i, what, task));
         }
     }
-    let port: u16 = v.addr.rsplit(':').next().unwrap().parse().unwrap();
-    let waiting = queued.len();
-    let (all_queued, _) = eventually(Duration::from_secs(3), || async {
-        accept_backlog(port) >= waiting
-    })
-    .await;
-    // The scenario: a pause of two and a half leases, well past the lease (the survivors'
-    // take-over above already waited for it to end).
-    let pause = Duration::from_secs(ttl * 5 / 2);
-    tokio::time::sleep(pause.saturating_sub(stopped.elapsed())).await;
-    let paused_for = stopped.elapsed();
-    signal(v, "CONT");
+    let mut all_queued = false;
+    if how == Isolation::Pause {
+        let port: u16 = v.addr.rsplit(':').next().unwrap().parse().unwrap();
+        let waiting = queued.len();
+        (all_queued, _) = eventually(Duration::from_secs(3), || async {
+            accept_backlog(port) >= waiting
+        })
+        .await;
+        // The scenario: a pause of two and a half leases, well past the lease (the
+        // survivors' take-over above already waited for it to end).
+        let pause = Duration::from_secs(ttl * 5 / 2);
+        tokio::time::sleep(pause.saturating_sub(stopped.elapsed())).await;
+        signal(v, "CONT");
+    }
 
     let mut violations = Vec::new();
     let mut answered: BTreeMap<String, usize> = BTreeMap::new();
@@ -1543,7 +1681,7 @@ async fn a_node_paused_past_its_lease_writes_nothing_stale_and_rejoins() {
         let r = match task.await.unwrap() {
             Ok(r) => r,
             Err(e) => {
-                violations.push(format!("{what}: no answer from the resumed node: {e}"));
+                violations.push(format!("{what}: no answer from the isolated node: {e}"));
                 continue;
             }
         };
@@ -1574,55 +1712,57 @@ async fn a_node_paused_past_its_lease_writes_nothing_stale_and_rejoins() {
         }
     }
 
+    let isolated_for = stopped.elapsed();
+    if how == Isolation::Cut {
+        c.proxies[victim].heal();
+    }
     eprintln!(
-        "paused {paused_for:?}; queued at the paused node ({}): {answered:?}",
-        if all_queued {
-            "all seen waiting"
-        } else {
-            "not all seen waiting"
-        }
+        "{how:?} for {isolated_for:?}; requests to the isolated node (all seen queued: {all_queued}): {answered:?}"
     );
 
-    // Until it has rejoined, whatever the resumed node answers is current or 503.
+    // Until it has rejoined, whatever it answers is current or 503 (each user's reads side by
+    // side: a request for a shard with no owner may wait a few seconds for one).
     let within = Duration::from_secs(ttl + 15);
-    let resumed = Instant::now();
+    let restored = Instant::now();
     let mut rejoined = None;
-    while rejoined.is_none() && resumed.elapsed() < within {
-        for (i, user) in users.iter().enumerate() {
-            let t = user.access();
-            let e = &expected[i];
-            for path in [CART.to_owned(), format!("{ORDERS}?page_size=100")] {
-                match raw(&http, Method::GET, &v.url(&path), t, None, None).await {
-                    Ok(r) if r.unavailable() => {}
-                    Ok(r) if r.status == 200 => {
-                        let fine = if path == CART {
-                            split_cart(&r.body, &d).0 == e.cart
-                        } else {
-                            statuses(&r.body) == e.orders
-                        };
-                        if !fine {
-                            violations.push(format!("GET {path} (user {i}): stale {}", r.body));
+    while rejoined.is_none() && restored.elapsed() < within {
+        let reads = users.iter().enumerate().flat_map(|(i, user)| {
+            [CART.to_owned(), format!("{ORDERS}?page_size=100")].map(|path| {
+                let (http, e, d) = (&http, &expected[i], &d);
+                async move {
+                    match raw(http, Method::GET, &v.url(&path), user.access(), None, None).await {
+                        Ok(r) if r.unavailable() => None,
+                        Ok(r) if r.status == 200 => {
+                            let fine = if path == CART {
+                                split_cart(&r.body, d).0 == e.cart
+                            } else {
+                                statuses(&r.body) == e.orders
+                            };
+                            (!fine).then(|| format!("GET {path} (user {i}): stale {}", r.body))
                         }
+                        Ok(r) => Some(format!("GET {path} (user {i}): {} {}", r.status, r.body)),
+                        Err(e) => Some(format!("GET {path} (user {i}): {e}")),
                     }
-                    Ok(r) => {
-                        violations.push(format!("GET {path} (user {i}): {} {}", r.status, r.body));
-                    }
-                    Err(e) => violations.push(format!("GET {path} (user {i}): {e}")),
                 }
-            }
-        }
+            })
+        });
+        violations.extend(
+            futures_util::future::join_all(reads)
+                .await
+                .into_iter()
+                .flatten(),
+        );
         rejoined = c.settled(&[0, 1, 2]).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
         violations.is_empty(),
-        "the resumed node answered with stale data or an error other than 503 (requests queued while paused: {}): {violations:#?}\n{}",
-        if all_queued { "all" } else { "perhaps not all" },
+        "the isolated node ({how:?}) answered with stale data or an error other than 503 (requests seen queued while paused: {all_queued}): {violations:#?}\n{}",
         c.logs()
     );
     let Some(held) = rejoined else {
         panic!(
-            "the resumed node did not rejoin (three members, each with shards) within {within:?}\netcd owners: {:?}\n{}",
+            "the isolated node ({how:?}) did not rejoin (three members, each with shards) within {within:?}\netcd owners: {:?}\n{}",
             c.shard_owners().await,
             c.logs()
         )
