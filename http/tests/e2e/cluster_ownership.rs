@@ -37,6 +37,8 @@ const SHARD_KEYS: &str = "/mall/v1/shards/";
 const MEMBER_KEYS: &str = "/mall/v1/members/";
 const CART: &str = "/api/v1/cart";
 const CART_ITEMS: &str = "/api/v1/cart/items";
+/// What a node's warnings have in their log line.
+const WARN: &str = "\"level\":\"WARN\"";
 const CART_ACTIVATIONS: &str = "actor_activations_total{kind=\"cart\"}";
 /// The internal endpoint a request for an entity owned elsewhere is forwarded to.
 const FORWARD: &str = "/internal/v1/forward";
@@ -431,6 +433,21 @@ impl Cluster {
         out
     }
 
+    /// The log lines of every node (stopped ones too) that contain `needle`, at most 20.
+    fn grep(&self, needle: &str) -> String {
+        let mut out = Vec::new();
+        for server in self.nodes.iter().flatten().chain(&self.gone) {
+            let log = server.process.stdout();
+            out.extend(
+                log.lines()
+                    .filter(|l| l.contains(needle))
+                    .map(|l| format!("{}: {l}", server.base)),
+            );
+        }
+        out.truncate(20);
+        out.join("\n")
+    }
+
     /// Two products with `stock` each, made by the admin.
     async fn products(&self, stock: i64) -> (String, String) {
         let a = product(self.node(0), &self.admin, "Cluster A", 1_250, stock).await;
@@ -549,6 +566,9 @@ struct Answer {
     failovers: u64,
     /// 503 `unavailable` and 409 `idempotency_key_in_use` answers waited out.
     waits: u64,
+    /// When the answering attempt was sent, and how long it took.
+    sent_at: OffsetDateTime,
+    took: Duration,
 }
 
 impl Answer {
@@ -558,9 +578,11 @@ impl Answer {
 
     fn describe(&self) -> String {
         format!(
-            "{} via n{}: {} {}",
+            "{} via n{} at {} (took {:?}): {} {}",
             self.what,
             self.node + 1,
+            self.sent_at,
+            self.took,
             self.status,
             self.body
         )
@@ -607,6 +629,7 @@ impl Client {
             attempt += 1;
             if let Some(base) = &urls[node] {
                 let url = format!("{base}{path}");
+                let (sent_at, sent) = (OffsetDateTime::now_utc(), Instant::now());
                 match raw(&self.http, method.clone(), &url, token, body, key).await {
                     Ok(r) => {
                         let wait = self.patient
@@ -621,6 +644,8 @@ impl Client {
                                 unsure,
                                 failovers,
                                 waits,
+                                sent_at,
+                                took: sent.elapsed(),
                             });
                         }
                         waits += 1;
@@ -1352,9 +1377,10 @@ async fn one_user_hammered_through_every_node_is_served_by_one_activation() {
         .collect();
     assert!(
         bad.is_empty(),
-        "{} of {} adds were not 200: {bad:#?}",
+        "{} of {} adds were not 200: {bad:#?}\n{}",
         bad.len(),
-        answers.len()
+        answers.len(),
+        c.grep(WARN)
     );
     let total = i64::try_from(answers.len()).unwrap();
     for i in 0..3 {
@@ -1473,10 +1499,11 @@ async fn a_node_killed_under_load_loses_no_acknowledged_write() {
     );
     assert!(
         tally.failures.is_empty(),
-        "answers no client should get ({} of {} requests): {:#?}\n{}",
+        "answers no client should get ({} of {} requests): {:#?}\nwarnings:\n{}\n{}",
         tally.failures.len(),
         tally.requests,
         tally.failures,
+        c.grep(WARN),
         c.logs()
     );
     assert!(
@@ -1821,10 +1848,11 @@ async fn a_rolling_restart_under_load_fails_no_request() {
     eprintln!("rolling load: {tally:?}");
     assert!(
         tally.failures.is_empty(),
-        "{} of {} requests failed: {:#?}\n{}",
+        "{} of {} requests failed: {:#?}\nwarnings:\n{}\n{}",
         tally.failures.len(),
         tally.requests,
         tally.failures,
+        c.grep(WARN),
         c.logs()
     );
     verify(
@@ -1859,10 +1887,11 @@ async fn a_node_added_under_load_takes_its_share() {
     eprintln!("join load: {tally:?}");
     assert!(
         tally.failures.is_empty(),
-        "{} of {} requests failed: {:#?}\n{}",
+        "{} of {} requests failed: {:#?}\nwarnings:\n{}\n{}",
         tally.failures.len(),
         tally.requests,
         tally.failures,
+        c.grep(WARN),
         c.logs()
     );
     assert!(
