@@ -1,4 +1,5 @@
 //! mall-bench: load and micro benchmarks of the mall. See `benches/README.md` for the figures
 //! and how they were made.
 
+pub mod gap;
 pub mod load;
