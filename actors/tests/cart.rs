@@ -166,6 +166,17 @@ impl Ctx {
         assert!(deleted, "product {id} was live");
     }
 
+    /// Records `epoch` as the shard's fencing epoch, as a node claiming it does. (The write
+    /// connection is the only one on SQLite: it is given back at once.)
+    async fn record_epoch(&self, shard: u32, epoch: i64, node: &str) {
+        let mut conn = self.db.write().await.expect("write connection");
+        let advanced = fences::advance(&mut conn, shard, epoch, node, clock::now()).await;
+        assert!(
+            advanced.expect("epoch recorded"),
+            "epoch {epoch} was not the newest"
+        );
+    }
+
     /// The user's cart straight from the database.
     async fn stored(&self, user: i64) -> StoredCart {
         let mut conn = self.db.read().await.expect("read connection");
@@ -185,6 +196,15 @@ impl Ctx {
         let db = Db::connect(&self.url, &PoolOptions::default()).expect("second pool opens");
         Node::start(db, config)
     }
+}
+
+/// A cluster node's shard table, of 4 shards, its lease held for a minute: it owns a shard
+/// once a test says it acquired it.
+fn clustered() -> Arc<Ownership> {
+    let metrics = OwnershipMetrics::new(&prometheus::Registry::new()).expect("metrics register");
+    let ownership = Ownership::clustered(4, metrics);
+    ownership.renewed(Instant::now(), Duration::from_secs(60));
+    ownership
 }
 
 /// A cart registry with a metrics registry of its own.
@@ -560,28 +580,11 @@ async fn two_nodes_interleaving_adds_lose_nothing(cx: &Ctx) {
 /// the write's transaction finds the newer epoch, the node stops serving the shard, and the
 /// new owner goes on from what was written.
 async fn a_node_fenced_off_its_shard_writes_nothing(cx: &Ctx) {
-    const SHARDS: u32 = 4;
-    let clustered = || {
-        let o = Ownership::clustered(
-            SHARDS,
-            OwnershipMetrics::new(&prometheus::Registry::new()).expect("metrics register"),
-        );
-        o.renewed(Instant::now(), Duration::from_secs(60));
-        o
-    };
     let (old, new) = (clustered(), clustered());
     let user = cx.user().await;
     let product = cx.products(1).await[0];
     let shard = old.shard_of(user);
-    // The write connection is one on SQLite: taken for each epoch, then given back.
-    let advance = async |epoch: i64, node: &str| {
-        let mut conn = cx.db.write().await.expect("connection");
-        assert!(
-            fences::advance(&mut conn, shard, epoch, node, clock::now())
-                .await
-                .unwrap()
-        );
-    };
+    let advance = async |epoch: i64, node: &str| cx.record_epoch(shard, epoch, node).await;
     advance(5, "old").await;
     old.acquired(shard, 5);
     let a = Node::start_owning(cx.db.clone(), patient(), Arc::clone(&old));
@@ -621,22 +624,11 @@ async fn a_node_fenced_off_its_shard_writes_nothing(cx: &Ctx) {
 /// The same for an order: the node placed it under epoch 3; once another owner's epoch is
 /// recorded, neither cancelling it nor placing another order writes anything there.
 async fn an_order_on_a_node_fenced_off_its_shard_is_not_touched(cx: &Ctx) {
-    let ownership = Ownership::clustered(
-        4,
-        OwnershipMetrics::new(&prometheus::Registry::new()).expect("metrics register"),
-    );
-    ownership.renewed(Instant::now(), Duration::from_secs(60));
+    let ownership = clustered();
     let user = cx.user().await;
     let product = cx.products(1).await[0];
     let shard = ownership.shard_of(user);
-    let advance = async |epoch: i64, node: &str| {
-        let mut conn = cx.db.write().await.expect("connection");
-        assert!(
-            fences::advance(&mut conn, shard, epoch, node, clock::now())
-                .await
-                .unwrap()
-        );
-    };
+    let advance = async |epoch: i64, node: &str| cx.record_epoch(shard, epoch, node).await;
     advance(3, "old").await;
     ownership.acquired(shard, 3);
     let services = Services::start(
