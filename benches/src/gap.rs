@@ -64,13 +64,7 @@ impl Options {
 }
 
 /// What the command line asks for.
-#[derive(Debug)]
-pub enum Command {
-    /// Measure.
-    Run(Box<Options>),
-    /// Print the help text and stop.
-    Help,
-}
+pub type Command = crate::cli::Command<Options>;
 
 /// The `--help` text.
 pub fn help() -> String {

@@ -74,13 +74,7 @@ impl Default for Options {
 }
 
 /// What the command line asks for.
-#[derive(Debug)]
-pub enum Command {
-    /// Run the load.
-    Run(Box<Options>),
-    /// Print the help text and stop.
-    Help,
-}
+pub type Command = crate::cli::Command<Options>;
 
 /// The `--help` text.
 pub fn help() -> String {
