@@ -1,5 +1,6 @@
 //! The cart actor behind `CartHandle`, on SQLite and PostgreSQL: concurrent adds, passivation,
-//! eviction, a panicking actor, a stuck turn, two nodes over one database, deleted products.
+//! eviction, a panicking actor, a stuck turn, two nodes over one database, deleted products,
+//! and a node fenced off its shard (its cart, and its orders through `Services`, untouched).
 //!
 //! Each scenario is an `async fn name(cx: &Ctx)` on a freshly migrated database of its own;
 //! `on_both_backends!(name)` turns it into the tests `name::sqlite` and `name::postgres`, each
@@ -21,8 +22,13 @@ use futures_util::future::join_all;
 use mall_actors::cart::{CartCmd, CartError, CartHandle, CartOp, CartView};
 use mall_actors::cluster::ownership::OwnershipMetrics;
 use mall_actors::cluster::{NotOwner, Ownership};
+use mall_actors::order::OrderError;
 use mall_actors::placement::{PlacementConfig, Placer};
+use mall_actors::runtime::Deadline;
 use mall_actors::runtime::{RuntimeConfig, RuntimeError, RuntimeMetrics};
+use mall_actors::services::{Services, ServicesConfig};
+use mall_db::domain::placement::WantedLine;
+use mall_db::domain::{OrderStatus, UserId};
 use mall_db::models::{NewProduct, NewUser};
 use mall_db::repo::carts::{self, StoredCart};
 use mall_db::repo::{fences, products, users};
@@ -62,6 +68,7 @@ on_both_backends!(
     deleted_and_unknown_products_cannot_be_added,
     cart_rules_hold_through_the_actor,
     a_node_fenced_off_its_shard_writes_nothing,
+    an_order_on_a_node_fenced_off_its_shard_is_not_touched,
 );
 
 /// One generator for the whole test binary, so ids never repeat across tests.
@@ -159,6 +166,17 @@ impl Ctx {
         assert!(deleted, "product {id} was live");
     }
 
+    /// Records `epoch` as the shard's fencing epoch, as a node claiming it does. (The write
+    /// connection is the only one on SQLite: it is given back at once.)
+    async fn record_epoch(&self, shard: u32, epoch: i64, node: &str) {
+        let mut conn = self.db.write().await.expect("write connection");
+        let advanced = fences::advance(&mut conn, shard, epoch, node, clock::now()).await;
+        assert!(
+            advanced.expect("epoch recorded"),
+            "epoch {epoch} was not the newest"
+        );
+    }
+
     /// The user's cart straight from the database.
     async fn stored(&self, user: i64) -> StoredCart {
         let mut conn = self.db.read().await.expect("read connection");
@@ -178,6 +196,15 @@ impl Ctx {
         let db = Db::connect(&self.url, &PoolOptions::default()).expect("second pool opens");
         Node::start(db, config)
     }
+}
+
+/// A cluster node's shard table, of 4 shards, its lease held for a minute: it owns a shard
+/// once a test says it acquired it.
+fn clustered() -> Arc<Ownership> {
+    let metrics = OwnershipMetrics::new(&prometheus::Registry::new()).expect("metrics register");
+    let ownership = Ownership::clustered(4, metrics);
+    ownership.renewed(Instant::now(), Duration::from_secs(60));
+    ownership
 }
 
 /// A cart registry with a metrics registry of its own.
@@ -553,28 +580,11 @@ async fn two_nodes_interleaving_adds_lose_nothing(cx: &Ctx) {
 /// the write's transaction finds the newer epoch, the node stops serving the shard, and the
 /// new owner goes on from what was written.
 async fn a_node_fenced_off_its_shard_writes_nothing(cx: &Ctx) {
-    const SHARDS: u32 = 4;
-    let clustered = || {
-        let o = Ownership::clustered(
-            SHARDS,
-            OwnershipMetrics::new(&prometheus::Registry::new()).expect("metrics register"),
-        );
-        o.renewed(Instant::now(), Duration::from_secs(60));
-        o
-    };
     let (old, new) = (clustered(), clustered());
     let user = cx.user().await;
     let product = cx.products(1).await[0];
     let shard = old.shard_of(user);
-    // The write connection is one on SQLite: taken for each epoch, then given back.
-    let advance = async |epoch: i64, node: &str| {
-        let mut conn = cx.db.write().await.expect("connection");
-        assert!(
-            fences::advance(&mut conn, shard, epoch, node, clock::now())
-                .await
-                .unwrap()
-        );
-    };
+    let advance = async |epoch: i64, node: &str| cx.record_epoch(shard, epoch, node).await;
     advance(5, "old").await;
     old.acquired(shard, 5);
     let a = Node::start_owning(cx.db.clone(), patient(), Arc::clone(&old));
@@ -609,6 +619,70 @@ async fn a_node_fenced_off_its_shard_writes_nothing(cx: &Ctx) {
         .await
         .expect("the new owner writes");
     assert_eq!(quantities(&view), BTreeMap::from([(product, 2)]));
+}
+
+/// The same for an order: the node placed it under epoch 3; once another owner's epoch is
+/// recorded, neither cancelling it nor placing another order writes anything there.
+async fn an_order_on_a_node_fenced_off_its_shard_is_not_touched(cx: &Ctx) {
+    let ownership = clustered();
+    let user = cx.user().await;
+    let product = cx.products(1).await[0];
+    let shard = ownership.shard_of(user);
+    let advance = async |epoch: i64, node: &str| cx.record_epoch(shard, epoch, node).await;
+    advance(3, "old").await;
+    ownership.acquired(shard, 3);
+    let services = Services::start(
+        cx.db.clone(),
+        Arc::new(IdGenerator::new(7)),
+        ServicesConfig {
+            runtime: patient(),
+            placement: PlacementConfig::default(),
+            order_timeout: Duration::from_secs(900),
+            session_timeout: Duration::from_secs(300),
+        },
+        &prometheus::Registry::new(),
+        None,
+        Arc::clone(&ownership),
+    )
+    .expect("services start");
+    let by = || Deadline::after(Duration::from_secs(10));
+    let line = [WantedLine {
+        product_id: product,
+        quantity: 2,
+    }];
+    let address = r#"{"name":"A"}"#.to_owned();
+    let order = services
+        .orders
+        .create(UserId(user), &line, address.clone(), None, None, by())
+        .await
+        .expect("the owner places it");
+
+    advance(4, "new").await;
+    let cancel = services.orders.cancel(UserId(user), order.id, by()).await;
+    assert_eq!(cancel.map(|_| ()), Err(OrderError::NotOwner { shard }));
+    assert!(!ownership.owns(shard), "it stopped serving the shard");
+    let again = services
+        .orders
+        .create(UserId(user), &line, address, None, None, by())
+        .await;
+    assert_eq!(again.map(|_| ()), Err(OrderError::NotOwner { shard }));
+    let mut conn = cx.db.read().await.expect("connection");
+    let stored = mall_db::repo::orders::load(&mut conn, order.id.get())
+        .await
+        .expect("order loads")
+        .expect("order exists");
+    assert_eq!(
+        stored.0.status,
+        OrderStatus::PendingPayment,
+        "not cancelled"
+    );
+    let stock = products::find(&mut conn, product)
+        .await
+        .expect("product loads")
+        .expect("product exists")
+        .0
+        .stock;
+    assert_eq!(stock, 998, "no stock came back, no second order took any");
 }
 
 /// Two nodes adding to one cart at the same time: an add either succeeds or is refused as

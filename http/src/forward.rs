@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -38,6 +38,19 @@ const NOT_FORWARDED: [&str; 9] = [
     "proxy-connection",
     "trailer",
 ];
+
+/// The W3C trace context headers, set from the current span rather than copied.
+const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+
+/// The current span's trace context as W3C headers (none when no trace is recorded).
+fn trace_context() -> Vec<(String, String)> {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = tracing::Span::current().context();
+    let mut headers = std::collections::HashMap::new();
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(&cx, &mut headers);
+    headers.into_iter().collect()
+}
 
 /// Marks a request that came through the internal endpoint with a valid signature: it is
 /// served here or refused with 421, never forwarded again, and not rate-limited twice.
@@ -202,9 +215,24 @@ impl Forwarder {
             .header(FROM_HEADER, self.node_id.as_str());
         for (name, value) in head.headers() {
             let name = name.as_str();
-            if !NOT_FORWARDED.contains(&name) && !name.starts_with("x-mall-") {
+            if !NOT_FORWARDED.contains(&name)
+                && !name.starts_with("x-mall-")
+                && !TRACE_HEADERS.contains(&name)
+                && name != "x-request-id"
+            {
                 request = request.header(name, value.as_bytes());
             }
+        }
+        // One request id and one trace across both nodes: the owner's spans are children of
+        // this node's request span.
+        if let Some(id) = head
+            .extensions()
+            .get::<crate::middleware::observe::RequestId>()
+        {
+            request = request.header("x-request-id", id.0.as_str());
+        }
+        for (name, value) in trace_context() {
+            request = request.header(name, value);
         }
         let sent = request.body(body).send().await.map_err(|e| {
             if e.is_connect() {

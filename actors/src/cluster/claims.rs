@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
+use futures_util::StreamExt as _;
 
 use mall_db::clock;
 use mall_db::repo::fences;
@@ -78,7 +79,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// Claims and releases until the node leaves: at every change of the view, and every
 /// `every` in case an attempt failed.
-pub(super) async fn run(shared: Arc<Shared>, mut client: Client, every: Duration) {
+pub(super) async fn run(shared: Arc<Shared>, client: Client, every: Duration) {
     loop {
         if shared.leaving.load(Ordering::Acquire) {
             return;
@@ -87,28 +88,38 @@ pub(super) async fn run(shared: Arc<Shared>, mut client: Client, every: Duration
             let view = shared.read_view();
             plan(&shared.settings.node_id, &view, &shared.ownership.table())
         };
-        for action in actions {
-            if shared.leaving.load(Ordering::Acquire) {
-                return;
-            }
-            let done = match action {
-                Action::Claim { shard, takeover } => {
-                    shared.ownership.begin_acquiring(shard);
-                    let claimed = claim(&shared, &mut client, shard, takeover).await;
-                    if claimed.is_err() {
-                        shared.ownership.abandon_acquiring(shard);
+        // Several at once: a node joining a large cluster (or taking over a dead node's
+        // shards) has many to claim, each an etcd and a database round trip.
+        futures_util::stream::iter(actions)
+            .for_each_concurrent(CONCURRENT_ACTIONS, |action| {
+                let (shared, mut client) = (&shared, client.clone());
+                async move {
+                    if shared.leaving.load(Ordering::Acquire) {
+                        return;
                     }
-                    claimed
+                    let done = match action {
+                        Action::Claim { shard, takeover } => {
+                            shared.ownership.begin_acquiring(shard);
+                            let claimed = claim(shared, &mut client, shard, takeover).await;
+                            if claimed.is_err() {
+                                shared.ownership.abandon_acquiring(shard);
+                            }
+                            claimed
+                        }
+                        Action::Release(shard) => release(shared, &mut client, shard).await,
+                    };
+                    if let Err(why) = done {
+                        tracing::debug!(?action, error = %why, "shard action failed; retried later");
+                    }
                 }
-                Action::Release(shard) => release(&shared, &mut client, shard).await,
-            };
-            if let Err(why) = done {
-                tracing::debug!(?action, error = %why, "shard action failed; retried later");
-            }
-        }
+            })
+            .await;
         let _ = tokio::time::timeout(every, shared.claimer_wake.notified()).await;
     }
 }
+
+/// How many claims and releases run at once.
+const CONCURRENT_ACTIONS: usize = 16;
 
 fn claim_value(node_id: &str) -> Vec<u8> {
     serde_json::to_vec(&Claim {

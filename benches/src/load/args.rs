@@ -11,12 +11,15 @@ use super::scenarios::Scenario;
 pub const DEFAULT_ADMIN_PASSWORD: &str = "mall-load-dev-password";
 /// The admin email `mall-load` logs in with unless `--admin-email` says otherwise.
 pub const DEFAULT_ADMIN_EMAIL: &str = "admin@example.com";
+/// The mall `mall-load` drives unless `--url` or `--targets` says otherwise.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 /// Everything a run is told on its command line.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The mall's base URL, without `/api/v1`.
-    pub url: String,
+    /// The base URLs (without `/api/v1`) of the nodes of one mall: seeding and the invariant
+    /// checks go through the first, client `i` is at home on `targets[i % n]`. Never empty.
+    pub targets: Vec<String>,
     /// The scenarios to drive, in the order they are reported.
     pub scenarios: Vec<Scenario>,
     /// Run the scenarios one after another (each for `duration`, with every client) instead of
@@ -42,14 +45,16 @@ pub struct Options {
     pub admin_password: String,
     /// Requests in flight at once while seeding (registration hashes passwords server side).
     pub seed_concurrency: usize,
-    /// Per-request timeout.
+    /// Per-request timeout (a request's retries and failovers included).
     pub timeout: Duration,
+    /// Whether the POSTs that honour one carry an `Idempotency-Key`.
+    pub idempotency_keys: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            url: "http://127.0.0.1:8080".to_owned(),
+            targets: vec![DEFAULT_URL.to_owned()],
             scenarios: Scenario::ALL.to_vec(),
             sequential: false,
             duration: Duration::from_secs(10),
@@ -63,18 +68,13 @@ impl Default for Options {
             admin_password: DEFAULT_ADMIN_PASSWORD.to_owned(),
             seed_concurrency: 4,
             timeout: Duration::from_secs(30),
+            idempotency_keys: true,
         }
     }
 }
 
 /// What the command line asks for.
-#[derive(Debug)]
-pub enum Command {
-    /// Run the load.
-    Run(Box<Options>),
-    /// Print the help text and stop.
-    Help,
-}
+pub type Command = crate::cli::Command<Options>;
 
 /// The `--help` text.
 pub fn help() -> String {
@@ -112,7 +112,17 @@ SCENARIOS:
     all         all four at once, the clients split between them (see --sequential)
 
 OPTIONS:
-    --url URL               the mall's base URL [default: http://127.0.0.1:8080]
+    --url URL               the mall's base URL [default: {url}]
+                            (the same as --targets URL)
+    --targets URL,URL,...   several nodes of one mall cluster (one database): seeding and the
+                            invariant checks go through the first (or the next that answers),
+                            client i is at home on the i-th modulo their number. A request
+                            that gets no HTTP answer (refused, reset, closed) fails over to
+                            the next target, each at most once; a 503 with Retry-After is
+                            retried on the next live target (the same with one) after
+                            min(Retry-After, 250 ms), at most 3 times, within --timeout. The
+                            report counts the requests each target answered, the failovers
+                            and the retried 503s
     --scenario NAME[,NAME]  browse, cart, checkout, flash-sale or all [default: all]
     --sequential            run the scenarios one after another, each for --duration with
                             every client, instead of all at once
@@ -128,7 +138,12 @@ OPTIONS:
     --admin-password PW     [default: {password}]
     --seed-concurrency N    requests in flight while seeding (registration and login hash a
                             password with argon2 on the server) [default: 4]
-    --timeout SECS          per-request timeout [default: 30]
+    --timeout SECS          per-request timeout, its failovers and retries included
+                            [default: 30]
+    --no-idempotency-keys   send no Idempotency-Key (by default POST /orders, /checkout,
+                            /payments and /payments/{{id}}/confirm carry a unique one per
+                            request, the same on its retries, so a retry never repeats an
+                            effect; without, retried POSTs are not safe)
     -h, --help              print this text
 
 INVARIANTS (checked after every run, as the admin and as each seeded customer):
@@ -140,6 +155,7 @@ INVARIANTS (checked after every run, as the admin and as each seeded customer):
 ",
         email = DEFAULT_ADMIN_EMAIL,
         password = DEFAULT_ADMIN_PASSWORD,
+        url = DEFAULT_URL,
     )
 }
 
@@ -150,6 +166,8 @@ where
 {
     let mut o = Options::default();
     let mut users = None;
+    let mut url: Option<String> = None;
+    let mut targets: Option<Vec<String>> = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -164,7 +182,8 @@ where
         };
         match name.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
-            "--url" => o.url = value(&name)?.trim_end_matches('/').to_owned(),
+            "--url" => url = Some(value(&name)?),
+            "--targets" => targets = Some(parse_targets(&value(&name)?)?),
             "--scenario" | "--scenarios" => o.scenarios = parse_scenarios(&value(&name)?)?,
             "--sequential" => o.sequential = true,
             "--duration" => {
@@ -182,15 +201,23 @@ where
             "--timeout" => {
                 o.timeout = Duration::from_secs_f64(positive_f64(&name, &value(&name)?)?)
             }
+            "--no-idempotency-keys" => o.idempotency_keys = false,
             other => return Err(format!("unknown argument `{other}` (see --help)")),
         }
-        if matches!(name.as_str(), "--sequential" | "--no-flash-pay") && inline.is_some() {
+        if matches!(
+            name.as_str(),
+            "--sequential" | "--no-flash-pay" | "--no-idempotency-keys"
+        ) && inline.is_some()
+        {
             return Err(format!("{name} takes no value"));
         }
     }
-    if !(o.url.starts_with("http://") || o.url.starts_with("https://")) {
-        return Err(format!("--url must start with http:// (got `{}`)", o.url));
-    }
+    o.targets = match (url, targets) {
+        (Some(_), Some(_)) => return Err("give --url or --targets, not both".to_owned()),
+        (Some(u), None) => vec![base_url("--url", &u)?],
+        (None, Some(t)) => t,
+        (None, None) => vec![DEFAULT_URL.to_owned()],
+    };
     if !o.sequential && o.concurrency < o.scenarios.len() {
         return Err(format!(
             "--concurrency {} is too low for {} scenarios at once (one client each at least)",
@@ -200,6 +227,36 @@ where
     }
     o.users = users.unwrap_or(0);
     Ok(Command::Run(Box::new(o)))
+}
+
+/// A base URL: `http://` or `https://`, something after it, no trailing slash.
+fn base_url(name: &str, v: &str) -> Result<String, String> {
+    let u = v.trim().trim_end_matches('/');
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(u.to_owned()),
+        _ => Err(format!(
+            "{name} wants base URLs starting with http:// (got `{v}`)"
+        )),
+    }
+}
+
+/// `--targets URL,URL,...`: at least one, each a base URL, none twice.
+pub fn parse_targets(s: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let u = base_url("--targets", part)?;
+        if out.contains(&u) {
+            return Err(format!("--targets names {u} twice"));
+        }
+        out.push(u);
+    }
+    if out.is_empty() {
+        return Err("--targets names no URL".to_owned());
+    }
+    Ok(out)
 }
 
 fn parse_scenarios(s: &str) -> Result<Vec<Scenario>, String> {
@@ -261,8 +318,9 @@ mod tests {
     #[test]
     fn defaults_and_forms() {
         let o = run(&[]);
-        assert_eq!(o.url, "http://127.0.0.1:8080");
+        assert_eq!(o.targets, vec!["http://127.0.0.1:8080"]);
         assert_eq!(o.scenarios, Scenario::ALL.to_vec());
+        assert!(o.idempotency_keys);
         let o = run(&[
             "--url=http://127.0.0.1:18900/",
             "--scenario",
@@ -274,7 +332,7 @@ mod tests {
             "50",
             "--no-flash-pay",
         ]);
-        assert_eq!(o.url, "http://127.0.0.1:18900");
+        assert_eq!(o.targets, vec!["http://127.0.0.1:18900"]);
         assert_eq!(o.scenarios, vec![Scenario::Browse, Scenario::FlashSale]);
         assert_eq!(o.duration, Duration::from_millis(2500));
         assert_eq!((o.concurrency, o.users, o.flash_pay), (8, 50, false));
@@ -290,6 +348,13 @@ mod tests {
             &["--url", "127.0.0.1"],
             &["--concurrency", "2"],
             &["--sequential=yes"],
+            &["--no-idempotency-keys=1"],
+            &["--targets", ""],
+            &["--targets", ","],
+            &["--targets", "http://a:1,127.0.0.1:2"],
+            &["--targets", "http://a:1,http://a:1/"],
+            &["--targets", "http://"],
+            &["--url", "http://a:1", "--targets", "http://b:1"],
         ] {
             assert!(parse(bad.iter().map(|s| s.to_string())).is_err(), "{bad:?}");
         }
@@ -297,5 +362,28 @@ mod tests {
             parse(["--help".to_owned()]).unwrap(),
             Command::Help
         ));
+    }
+
+    #[test]
+    fn targets_are_a_list_and_url_is_one_of_them() {
+        let o = run(&[
+            "--targets",
+            " http://127.0.0.1:1/, http://127.0.0.1:2,,https://node3:8443 ",
+            "--no-idempotency-keys",
+        ]);
+        assert_eq!(
+            o.targets,
+            vec![
+                "http://127.0.0.1:1",
+                "http://127.0.0.1:2",
+                "https://node3:8443"
+            ]
+        );
+        assert!(!o.idempotency_keys);
+        assert_eq!(
+            run(&["--targets=http://127.0.0.1:1"]).targets,
+            run(&["--url", "http://127.0.0.1:1/"]).targets
+        );
+        assert!(help().contains("--targets URL,URL"));
     }
 }

@@ -1,26 +1,61 @@
 //! A thin HTTP client over the mall's API: every call answers its status, its body and how long
-//! it took (sending the request through reading the whole body).
+//! it took (sending the first attempt through reading the whole body of the last). It knows one
+//! or several nodes of a mall cluster (the targets): each request goes first to the client's
+//! home target, and fails over or is retried on the others as [`super::retry`] decides.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
+use reqwest::header::RETRY_AFTER;
 use serde_json::Value;
+
+use super::retry::{self, Decision, Outcome, Policy, State};
 
 /// The status recorded for a request that got no HTTP answer (refused, reset, timed out).
 pub const TRANSPORT_ERROR: u16 = 0;
 
+/// The request header that makes a POST safe to send again (API.md, Conventions).
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// One attempt of a request: where it went and what it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// Index into the targets.
+    pub target: usize,
+    /// The HTTP status, or [`TRANSPORT_ERROR`].
+    pub status: u16,
+}
+
 /// One answer.
 #[derive(Debug)]
 pub struct Reply {
-    /// The HTTP status, or [`TRANSPORT_ERROR`].
+    /// The HTTP status of the last attempt, or [`TRANSPORT_ERROR`].
     pub status: u16,
     /// The body (for a transport error: the error's text).
     pub body: Vec<u8>,
-    /// From sending to the last byte of the body.
+    /// From sending the first attempt to the last byte of the last one's body.
     pub latency: Duration,
+    /// Every attempt, in order (the last one is the answer).
+    pub attempts: Vec<Attempt>,
 }
 
 impl Reply {
+    /// The attempts that got no answer and were sent again elsewhere.
+    pub fn failovers(&self) -> u64 {
+        self.retried(|a| a.status == TRANSPORT_ERROR)
+    }
+
+    /// The attempts answered 503 that were sent again.
+    pub fn retried_503(&self) -> u64 {
+        self.retried(|a| a.status == 503)
+    }
+
+    fn retried(&self, which: impl Fn(&Attempt) -> bool) -> u64 {
+        let n = self.attempts.len().saturating_sub(1);
+        self.attempts[..n].iter().filter(|a| which(a)).count() as u64
+    }
+
     /// 2xx.
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
@@ -55,37 +90,78 @@ impl Reply {
     }
 }
 
-/// The mall's API at one base URL. Cheap to clone (the connection pool is shared).
+/// The mall's API on one or several nodes of one cluster. Cheap to clone (the connection pool
+/// and the target list are shared).
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
-    base: String,
+    targets: Arc<[String]>,
+    home: usize,
+    timeout: Duration,
+    policy: Policy,
 }
 
 impl Api {
     /// A client for `base` (e.g. `http://127.0.0.1:8080`), never going through a proxy.
     pub fn new(base: &str, timeout: Duration) -> Result<Api, String> {
+        Api::cluster(&[base.to_owned()], timeout)
+    }
+
+    /// A client for the nodes `targets` of one mall, at home on the first, failing over and
+    /// retrying as [`Policy::RETRY`] says. Never goes through a proxy.
+    pub fn cluster(targets: &[String], timeout: Duration) -> Result<Api, String> {
+        if targets.is_empty() {
+            return Err("no target to send requests to".to_owned());
+        }
         let http = reqwest::Client::builder()
             .no_proxy()
             .tcp_nodelay(true)
             .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(5).min(timeout))
             .pool_idle_timeout(Duration::from_secs(3))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Api {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            targets: targets
+                .iter()
+                .map(|t| t.trim_end_matches('/').to_owned())
+                .collect(),
+            home: 0,
+            timeout,
+            policy: Policy::RETRY,
         })
     }
 
-    /// The base URL.
+    /// The same client at home on target `i % n` (client `i` of a run spreads over the
+    /// targets round-robin).
+    pub fn homed(&self, i: usize) -> Api {
+        Api {
+            home: i % self.targets.len(),
+            ..self.clone()
+        }
+    }
+
+    /// The same client following `policy`.
+    pub fn with_policy(&self, policy: Policy) -> Api {
+        Api {
+            policy,
+            ..self.clone()
+        }
+    }
+
+    /// The home target's base URL.
     pub fn base(&self) -> &str {
-        &self.base
+        &self.targets[self.home]
+    }
+
+    /// Every target's base URL, in the order given.
+    pub fn targets(&self) -> &[String] {
+        &self.targets
     }
 
     /// Sends `method path` (path from the root, e.g. `/api/v1/cart`), with a bearer token and a
-    /// JSON body when given.
+    /// JSON body when given; to the home target first, then wherever the policy says.
     pub async fn call(
         &self,
         method: Method,
@@ -93,33 +169,121 @@ impl Api {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Reply {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        self.send(method, path, token, body, None).await
+    }
+
+    /// [`call`](Self::call) with an `Idempotency-Key` when `key` is given (the same on every
+    /// attempt).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> Reply {
+        let started = Instant::now();
+        let mut state = State::new(self.targets.len(), self.home);
+        let mut attempts = Vec::with_capacity(1);
+        loop {
+            let remaining = self.timeout.saturating_sub(started.elapsed());
+            let (outcome, status, body_bytes) = self
+                .attempt(
+                    method.clone(),
+                    state.current,
+                    path,
+                    token,
+                    body,
+                    key,
+                    remaining,
+                )
+                .await;
+            attempts.push(Attempt {
+                target: state.current,
+                status,
+            });
+            let remaining = self.timeout.saturating_sub(started.elapsed());
+            let decision = retry::decide(&self.policy, &state, outcome, remaining);
+            state.apply(outcome, decision);
+            match decision {
+                Decision::Done => {
+                    return Reply {
+                        status,
+                        body: body_bytes,
+                        latency: started.elapsed(),
+                        attempts,
+                    };
+                }
+                Decision::Failover { .. } => {}
+                Decision::Retry503 { pause, .. } => tokio::time::sleep(pause).await,
+            }
+        }
+    }
+
+    /// One attempt at `target` within `budget`: its outcome for the retry rules, its status
+    /// ([`TRANSPORT_ERROR`] without an answer) and its body (the error's text without one).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one request's parts, passed through from send"
+    )]
+    async fn attempt(
+        &self,
+        method: Method,
+        target: usize,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        key: Option<&str>,
+        budget: Duration,
+    ) -> (Outcome, u16, Vec<u8>) {
+        if budget.is_zero() {
+            return (Outcome::NoAnswer, TRANSPORT_ERROR, b"timed out".to_vec());
+        }
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.targets[target]))
+            .timeout(budget);
         if let Some(t) = token {
             req = req.bearer_auth(t);
+        }
+        if let Some(k) = key {
+            req = req.header(IDEMPOTENCY_KEY, k);
         }
         if let Some(b) = body {
             req = req.json(b);
         }
-        let started = Instant::now();
-        let result = async {
-            let resp = req.send().await?;
-            let status = resp.status().as_u16();
-            let body = resp.bytes().await?;
-            Ok::<_, reqwest::Error>((status, body.to_vec()))
-        }
-        .await;
-        let latency = started.elapsed();
-        match result {
-            Ok((status, body)) => Reply {
-                status,
-                body,
-                latency,
-            },
-            Err(e) => Reply {
-                status: TRANSPORT_ERROR,
-                body: error_chain(&e).into_bytes(),
-                latency,
-            },
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => {
+                return (
+                    Outcome::NoAnswer,
+                    TRANSPORT_ERROR,
+                    error_chain(&e).into_bytes(),
+                );
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(retry::parse_retry_after);
+        let answered = Outcome::Answered {
+            status,
+            retry_after,
+        };
+        match resp.bytes().await {
+            Ok(bytes) => (answered, status, bytes.to_vec()),
+            // The server answered, then the body broke off: not a request to send again (it
+            // may have had its effect), but no usable answer either.
+            Err(e) => (
+                Outcome::Answered {
+                    status: TRANSPORT_ERROR,
+                    retry_after: None,
+                },
+                TRANSPORT_ERROR,
+                error_chain(&e).into_bytes(),
+            ),
         }
     }
 
@@ -131,6 +295,17 @@ impl Api {
     /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
         self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    /// `POST path` with a JSON body and, when given, an `Idempotency-Key`.
+    pub async fn post_keyed(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        key: Option<&str>,
+    ) -> Reply {
+        self.send(Method::POST, path, token, Some(body), key).await
     }
 
     /// `PUT path` with a JSON body.

@@ -1,12 +1,14 @@
 //! `mall-load`: seeds a running mall through its API, drives it with many concurrent virtual
 //! clients (tokio tasks) in the `browse`, `cart`, `checkout` and `flash-sale` scenarios, reports
 //! throughput and latency per scenario, and checks the stock and payment invariants at the end.
-//! See `mall-load --help` and `benches/README.md`.
+//! It drives one node or several nodes of one cluster (`--targets`), failing over and retrying
+//! as [`retry`] says. See `mall-load --help` and `benches/README.md`.
 
 pub mod args;
 pub mod client;
 pub mod invariants;
 pub mod report;
+pub mod retry;
 pub mod scenarios;
 pub mod seed;
 
@@ -78,7 +80,7 @@ fn run_id() -> String {
 
 /// Runs the load as `opts` says and prints the results; the process's exit status.
 pub async fn run(opts: Options) -> i32 {
-    let api = match Api::new(&opts.url, opts.timeout) {
+    let api = match Api::cluster(&opts.targets, opts.timeout) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("mall-load: {e}");
@@ -110,7 +112,7 @@ pub async fn run(opts: Options) -> i32 {
 
     eprintln!(
         "mall-load: run {run} against {}: {} for {:.1} s{} with {} clients ({}); {users} customers, {} products, flash-sale stock {}",
-        api.base(),
+        api.targets().join(", "),
         opts.scenarios
             .iter()
             .map(|s| s.name())
@@ -149,6 +151,8 @@ pub async fn run(opts: Options) -> i32 {
 
     let shared = Arc::new(Shared {
         api: api.clone(),
+        run: run.clone(),
+        idempotency_keys: opts.idempotency_keys,
         products: seeded.products.iter().map(|p| p.id.clone()).collect(),
         flash_product: seeded.flash.id.clone(),
         flash_pay: opts.flash_pay,
@@ -163,6 +167,8 @@ pub async fn run(opts: Options) -> i32 {
         let mut next_user = 0;
         for (scenario, n) in phase {
             for _ in 0..*n {
+                // Client i of the phase is at home on target i mod n.
+                let home = clients.len();
                 let user = scenario.needs_user().then(|| {
                     next_user += 1;
                     seeded.users[next_user - 1].clone()
@@ -172,6 +178,7 @@ pub async fn run(opts: Options) -> i32 {
                     scenario: *scenario,
                     user,
                     seed: seed_counter,
+                    home,
                 });
             }
         }
@@ -199,6 +206,15 @@ pub async fn run(opts: Options) -> i32 {
             println!("{}: {}", s.scenario, counts.join(", "));
         }
     }
+    let target_reports = report::targets(
+        api.targets(),
+        &outputs.iter().map(|o| &o.rec).collect::<Vec<_>>(),
+    );
+    println!();
+    print!(
+        "{}",
+        report::targets_table(&target_reports, &scenario_reports)
+    );
     let rate_limited: u64 = scenario_reports
         .iter()
         .filter_map(|s| s.figures.errors_by_status.get("429"))
@@ -246,6 +262,8 @@ pub async fn run(opts: Options) -> i32 {
             started_at,
             parameters: Parameters {
                 url: api.base().to_owned(),
+                targets: api.targets().to_vec(),
+                idempotency_keys: opts.idempotency_keys,
                 scenarios: opts.scenarios.iter().map(|s| s.name().to_owned()).collect(),
                 mode: if opts.sequential {
                     "sequential"
@@ -266,7 +284,10 @@ pub async fn run(opts: Options) -> i32 {
                 products: seeded.products.len() + 1,
                 secs: seeded.elapsed.as_secs_f64(),
             },
+            failovers: scenario_reports.iter().map(|s| s.figures.failovers).sum(),
+            retried_503: scenario_reports.iter().map(|s| s.figures.retried_503).sum(),
             scenarios: scenario_reports,
+            targets: target_reports,
             invariants: checks,
             passed,
         };

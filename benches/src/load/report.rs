@@ -20,6 +20,10 @@ pub struct OpRecord {
     pub error_codes: BTreeMap<String, u64>,
     /// Non-2xx answers the scenario expects (`"409 insufficient_stock"` in a flash sale).
     pub outcomes: BTreeMap<String, u64>,
+    /// Attempts that got no answer and went to another target.
+    pub failovers: u64,
+    /// Attempts answered 503 with `Retry-After` that were sent again.
+    pub retried_503: u64,
 }
 
 impl OpRecord {
@@ -34,7 +38,18 @@ impl OpRecord {
         for (k, v) in other.outcomes {
             *self.outcomes.entry(k).or_default() += v;
         }
+        self.failovers += other.failovers;
+        self.retried_503 += other.retried_503;
     }
+}
+
+/// What one target got during the load: every attempt sent to it, answered or not.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TargetCount {
+    /// Attempts it answered (with any status).
+    pub answered: u64,
+    /// Attempts it did not answer (refused, reset, timed out).
+    pub no_answer: u64,
 }
 
 /// What one virtual client recorded. Each client owns one, so recording takes no lock.
@@ -44,6 +59,8 @@ pub struct Recorder {
     pub ops: BTreeMap<&'static str, OpRecord>,
     /// Domain counts (`orders_placed`, `orders_paid`, `sold_out_seen`, ...).
     pub counters: BTreeMap<&'static str, u64>,
+    /// Attempts by target index.
+    pub targets: BTreeMap<usize, TargetCount>,
 }
 
 impl Recorder {
@@ -55,9 +72,19 @@ impl Recorder {
         reply: &Reply,
         expected: impl Fn(u16, Option<&str>) -> bool,
     ) {
+        for a in &reply.attempts {
+            let t = self.targets.entry(a.target).or_default();
+            if a.status == TRANSPORT_ERROR {
+                t.no_answer += 1;
+            } else {
+                t.answered += 1;
+            }
+        }
         let rec = self.ops.entry(op).or_default();
         rec.latencies_us
             .push(u64::try_from(reply.latency.as_micros()).unwrap_or(u64::MAX));
+        rec.failovers += reply.failovers();
+        rec.retried_503 += reply.retried_503();
         if reply.ok() {
             return;
         }
@@ -93,6 +120,11 @@ impl Recorder {
         }
         for (k, v) in other.counters {
             *self.counters.entry(k).or_default() += v;
+        }
+        for (k, v) in other.targets {
+            let t = self.targets.entry(k).or_default();
+            t.answered += v.answered;
+            t.no_answer += v.no_answer;
         }
     }
 
@@ -136,6 +168,10 @@ pub struct Figures {
     pub errors_by_code: BTreeMap<String, u64>,
     /// Non-2xx answers the scenario expects, by status and code.
     pub outcomes: BTreeMap<String, u64>,
+    /// Attempts that got no answer and went to another target.
+    pub failovers: u64,
+    /// Attempts answered 503 with `Retry-After` that were sent again.
+    pub retried_503: u64,
 }
 
 impl Figures {
@@ -169,6 +205,8 @@ impl Figures {
                 .collect(),
             errors_by_code: rec.error_codes.clone(),
             outcomes: rec.outcomes.clone(),
+            failovers: rec.failovers,
+            retried_503: rec.retried_503,
         }
     }
 
@@ -265,8 +303,12 @@ pub struct SeedReport {
 /// The run's parameters, as given (after defaults).
 #[derive(Debug, Clone, Serialize)]
 pub struct Parameters {
-    /// Target.
+    /// The first target: seeding and the invariant checks go through it.
     pub url: String,
+    /// Every target, in the order given; client `i` is at home on `targets[i % n]`.
+    pub targets: Vec<String>,
+    /// Whether the POSTs that honour one carried an `Idempotency-Key`.
+    pub idempotency_keys: bool,
     /// Scenarios run.
     pub scenarios: Vec<String>,
     /// One after another, or all at once.
@@ -300,10 +342,89 @@ pub struct Report {
     pub seed: SeedReport,
     /// Per scenario.
     pub scenarios: Vec<ScenarioReport>,
+    /// Per target, what it got during the load (seeding and the checks not counted).
+    pub targets: Vec<TargetReport>,
+    /// Attempts of the load that got no answer and went to another target.
+    pub failovers: u64,
+    /// Attempts of the load answered 503 with `Retry-After` that were sent again.
+    pub retried_503: u64,
     /// Per invariant.
     pub invariants: Vec<InvariantReport>,
     /// Every invariant held.
     pub passed: bool,
+}
+
+/// One target in the report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TargetReport {
+    /// Its base URL.
+    pub url: String,
+    /// Attempts it answered during the load, with any status (a logical request that failed
+    /// over or was retried counts once per attempt, at each target it reached).
+    pub requests: u64,
+    /// Attempts sent to it that got no answer.
+    pub no_answer: u64,
+}
+
+/// Per target, what the load's clients sent it, from every scenario's records.
+pub fn targets(urls: &[String], recs: &[&Recorder]) -> Vec<TargetReport> {
+    urls.iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let mut sum = TargetCount::default();
+            for r in recs {
+                if let Some(c) = r.targets.get(&i) {
+                    sum.answered += c.answered;
+                    sum.no_answer += c.no_answer;
+                }
+            }
+            TargetReport {
+                url: url.clone(),
+                requests: sum.answered,
+                no_answer: sum.no_answer,
+            }
+        })
+        .collect()
+}
+
+/// The per-target table and the failover and 503-retry counts, per scenario and in total.
+pub fn targets_table(targets: &[TargetReport], scenarios: &[ScenarioReport]) -> String {
+    let mut out = String::new();
+    let total: u64 = targets.iter().map(|t| t.requests).sum();
+    let _ = writeln!(
+        out,
+        "{:<40} {:>10} {:>7} {:>10}",
+        "target", "requests", "share", "no answer"
+    );
+    for t in targets {
+        let share = if total > 0 {
+            100.0 * t.requests as f64 / total as f64
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            out,
+            "{:<40} {:>10} {:>6.1}% {:>10}",
+            t.url, t.requests, share, t.no_answer
+        );
+    }
+    let failovers: u64 = scenarios.iter().map(|s| s.figures.failovers).sum();
+    let retried: u64 = scenarios.iter().map(|s| s.figures.retried_503).sum();
+    let per: Vec<String> = scenarios
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}/{}",
+                s.scenario, s.figures.failovers, s.figures.retried_503
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "failovers {failovers}, retried_503 {retried} (per scenario, failovers/retried_503: {})",
+        per.join(", ")
+    );
+    out
 }
 
 fn ms(x: f64) -> String {
@@ -369,12 +490,14 @@ pub fn table(scenarios: &[ScenarioReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::client::Attempt;
 
     fn reply(status: u16, body: &str, ms: u64) -> Reply {
         Reply {
             status,
             body: body.as_bytes().to_vec(),
             latency: Duration::from_millis(ms),
+            attempts: vec![Attempt { target: 0, status }],
         }
     }
 
@@ -413,5 +536,54 @@ mod tests {
         assert_eq!(r.figures.latency.max_ms, 8.0);
         assert_eq!(r.counters["orders_placed"], 1);
         assert!(table(&[r]).contains("flash-sale"));
+    }
+
+    #[test]
+    fn attempts_count_per_target_with_failovers_and_503_retries() {
+        let mut a = Recorder::default();
+        // Home 1 silent, 2 busy, 0 answers: one failover, one 503 retry, three targets reached.
+        let mut r = reply(200, "{}", 3);
+        r.attempts = vec![
+            Attempt {
+                target: 1,
+                status: TRANSPORT_ERROR,
+            },
+            Attempt {
+                target: 2,
+                status: 503,
+            },
+            Attempt {
+                target: 0,
+                status: 200,
+            },
+        ];
+        a.record_plain("GET /cart", &r);
+        // A 503 that stayed a 503: retried once, then the answer (the last is never a retry).
+        let mut r = reply(503, "{}", 1);
+        r.attempts = vec![
+            Attempt {
+                target: 0,
+                status: 503,
+            },
+            Attempt {
+                target: 1,
+                status: 503,
+            },
+        ];
+        a.record_plain("GET /cart", &r);
+        let s = ScenarioReport::new("cart", 1, Duration::from_secs(1), &a);
+        assert_eq!(s.figures.requests, 2);
+        assert_eq!((s.figures.failovers, s.figures.retried_503), (1, 2));
+        assert_eq!(s.figures.errors_by_status["503"], 1);
+        let urls: Vec<String> = ["http://a", "http://b", "http://c"]
+            .iter()
+            .map(|u| (*u).to_owned())
+            .collect();
+        let t = targets(&urls, &[&a]);
+        let got: Vec<(u64, u64)> = t.iter().map(|t| (t.requests, t.no_answer)).collect();
+        assert_eq!(got, vec![(2, 0), (1, 1), (1, 0)]);
+        let text = targets_table(&t, &[s]);
+        assert!(text.contains("failovers 1, retried_503 2"), "{text}");
+        assert!(text.contains("http://b"), "{text}");
     }
 }

@@ -90,8 +90,12 @@ pub fn address() -> Value {
 
 /// What every client shares.
 pub struct Shared {
-    /// The API.
+    /// The API, at home on the first target (each client is given its own home).
     pub api: Api,
+    /// The run's id, part of every `Idempotency-Key`.
+    pub run: String,
+    /// Whether the POSTs that honour one carry an `Idempotency-Key`.
+    pub idempotency_keys: bool,
     /// Ordinary products (plenty of stock).
     pub products: Vec<String>,
     /// The flash-sale product.
@@ -127,8 +131,10 @@ pub struct ClientPlan {
     pub scenario: Scenario,
     /// Its customer, for the scenarios that need one.
     pub user: Option<User>,
-    /// Seeds its random choices.
+    /// Seeds its random choices; unique in the run.
     pub seed: u64,
+    /// Its place among the phase's clients: its home target is `targets[home % n]`.
+    pub home: usize,
 }
 
 /// What a scenario's clients brought back together.
@@ -195,6 +201,9 @@ pub async fn run_clients(
 async fn run_client(shared: &Shared, plan: ClientPlan, deadline: Instant) -> ClientOutput {
     let mut c = Client {
         shared,
+        api: shared.api.homed(plan.home),
+        seed: plan.seed,
+        keys: 0,
         rng: SmallRng::seed_from_u64(plan.seed),
         rec: Recorder::default(),
         acks: Vec::new(),
@@ -216,6 +225,12 @@ async fn run_client(shared: &Shared, plan: ClientPlan, deadline: Instant) -> Cli
 
 struct Client<'a> {
     shared: &'a Shared,
+    /// The API at this client's home target.
+    api: Api,
+    /// Its plan's seed, part of its `Idempotency-Key`s.
+    seed: u64,
+    /// `Idempotency-Key`s made so far.
+    keys: u64,
     rng: SmallRng,
     rec: Recorder,
     acks: Vec<Ack>,
@@ -229,7 +244,20 @@ impl Client<'_> {
     }
 
     fn api(&self) -> &Api {
-        &self.shared.api
+        &self.api
+    }
+
+    /// A fresh `Idempotency-Key` for one logical request (its retries reuse it), unique in the
+    /// run and across runs; `None` with `--no-idempotency-keys`.
+    fn key(&mut self) -> Option<String> {
+        if !self.shared.idempotency_keys {
+            return None;
+        }
+        self.keys += 1;
+        Some(format!(
+            "load-{}-{}-{}",
+            self.shared.run, self.seed, self.keys
+        ))
     }
 
     fn token(&self) -> Option<&str> {
@@ -347,7 +375,11 @@ impl Client<'_> {
                     .await;
                 self.rec.record_plain(ADD_ITEM, &r);
             }
-            let r = self.api().post("/api/v1/checkout", token, &body).await;
+            let key = self.key();
+            let r = self
+                .api()
+                .post_keyed("/api/v1/checkout", token, &body, key.as_deref())
+                .await;
             self.rec.record_plain(CHECKOUT, &r);
             if r.status == 201 {
                 let v = r.json();
@@ -380,7 +412,11 @@ impl Client<'_> {
         });
         let card = good_card();
         while self.running() {
-            let r = self.api().post("/api/v1/orders", token, &order).await;
+            let key = self.key();
+            let r = self
+                .api()
+                .post_keyed("/api/v1/orders", token, &order, key.as_deref())
+                .await;
             self.rec.record(PLACE_ORDER, &r, |status, code| {
                 status == 409 && code == Some("insufficient_stock")
             });
@@ -408,9 +444,15 @@ impl Client<'_> {
             if !self.shared.flash_pay {
                 continue;
             }
+            let key = self.key();
             let r = self
                 .api()
-                .post("/api/v1/payments", token, &json!({"order_id": order_id}))
+                .post_keyed(
+                    "/api/v1/payments",
+                    token,
+                    &json!({"order_id": order_id}),
+                    key.as_deref(),
+                )
                 .await;
             self.rec.record_plain(OPEN_PAYMENT, &r);
             let Some(payment_id) = r
@@ -425,12 +467,14 @@ impl Client<'_> {
             else {
                 continue;
             };
+            let key = self.key();
             let r = self
                 .api()
-                .post(
+                .post_keyed(
                     &format!("/api/v1/payments/{payment_id}/confirm"),
                     token,
                     &card,
+                    key.as_deref(),
                 )
                 .await;
             self.rec.record_plain(CONFIRM_PAYMENT, &r);

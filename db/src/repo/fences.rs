@@ -123,13 +123,7 @@ where
 {
     match fence {
         None => work(conn).await,
-        Some(fence) => {
-            conn.transaction(op, async |c| {
-                check(c, fence).await?;
-                work(c).await
-            })
-            .await
-        }
+        Some(_) => transaction(conn, fence, op, work).await,
     }
 }
 

@@ -75,6 +75,17 @@ async fn keys_of(etcd: &EtcdInstance, node_id: &str) -> Vec<String> {
     keys
 }
 
+/// How many shards the members `GET /api/v1/admin/cluster` lists on `server` hold together.
+async fn claimed_shards(server: &Server, token: &str) -> u64 {
+    let body = server
+        .get("/api/v1/admin/cluster", Some(token))
+        .await
+        .expect(200);
+    body["members"]
+        .as_array()
+        .map_or(0, |ms| ms.iter().filter_map(|m| m["shards"].as_u64()).sum())
+}
+
 /// The node ids `GET /api/v1/admin/cluster` lists on `server`.
 async fn listed(server: &Server, token: &str) -> BTreeSet<String> {
     let body = server
@@ -167,6 +178,16 @@ async fn three_nodes_register_see_each_other_and_leave() {
         assert!(
             ok,
             "{} did not list all three nodes within {took:?}",
+            server.base
+        );
+        // Each shard gets its owner's claim as the members see one another.
+        let (claimed, took) = eventually(Duration::from_secs(10), || async {
+            claimed_shards(server, &admin.access).await == 256
+        })
+        .await;
+        assert!(
+            claimed,
+            "{}: shards not all claimed after {took:?}",
             server.base
         );
         let body = server
@@ -279,13 +300,18 @@ async fn three_nodes_register_see_each_other_and_leave() {
     })
     .await;
     assert!(seen, "n1 still lists n2 after its lease ended");
-    let body = servers[0]
-        .get("/api/v1/admin/cluster", Some(&admin.access))
-        .await
-        .expect(200);
-    assert_eq!(
-        body["members"][0]["shards"], 256,
-        "the last node owns every shard: {body}"
+    // The survivor claims the shards of the node whose lease ended.
+    let (all_claimed, took) = eventually(Duration::from_secs(10), || async {
+        let body = servers[0]
+            .get("/api/v1/admin/cluster", Some(&admin.access))
+            .await
+            .expect(200);
+        body["members"][0]["shards"] == 256
+    })
+    .await;
+    assert!(
+        all_claimed,
+        "the last node did not own every shard after {took:?}"
     );
 }
 
