@@ -155,22 +155,38 @@ pub enum ForwardError {
 /// Sends requests to other nodes' internal endpoints.
 #[derive(Clone)]
 pub struct Forwarder {
-    client: reqwest::Client,
     secret: Vec<u8>,
     node_id: String,
+}
+
+thread_local! {
+    /// One client per thread. Each actix worker runs its own runtime, and a pooled connection
+    /// is driven by the runtime that opened it: shared between workers, a connection would die
+    /// with the first worker to stop (as a node shuts down) under a request of another's.
+    static CLIENT: std::cell::OnceCell<Result<reqwest::Client, String>> =
+        const { std::cell::OnceCell::new() };
+}
+
+fn client() -> Result<reqwest::Client, String> {
+    CLIENT.with(|cell| {
+        cell.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .pool_idle_timeout(Duration::from_secs(30))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| format!("the forwarding client: {e}"))
+        })
+        .clone()
+    })
 }
 
 impl Forwarder {
     /// A forwarder signing with `secret`, naming itself `node_id`.
     pub fn new(secret: &str, node_id: &str) -> Result<Forwarder, String> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("the forwarding client: {e}"))?;
+        // Fails here, at start-up, rather than on the first forward.
+        client()?;
         Ok(Forwarder {
-            client,
             secret: secret.as_bytes().to_vec(),
             node_id: node_id.to_owned(),
         })
@@ -202,8 +218,11 @@ impl Forwarder {
             &deadline_text,
             &body,
         );
-        let mut request = self
-            .client
+        let client = client().map_err(|why| ForwardError::NoAnswer {
+            url: url.clone(),
+            why,
+        })?;
+        let mut request = client
             .request(
                 reqwest::Method::from_bytes(head.method().as_str().as_bytes())
                     .unwrap_or(reqwest::Method::GET),

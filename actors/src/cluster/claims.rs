@@ -38,6 +38,9 @@ pub enum Action {
     },
     /// Hand it over: another live member should own it.
     Release(u32),
+    /// Delete a claim in this node's name that it does not serve and should not own (a
+    /// release whose delete failed, or an earlier life's): the shard's owner waits for it.
+    Drop(u32),
 }
 
 /// What `me` should do, given the live view and its own table.
@@ -68,6 +71,9 @@ pub fn plan(me: &str, view: &View, table: &[Slot]) -> Vec<Action> {
                 // Another holds it: it hands it over when it sees us (or its lease ends).
                 Some(_) => {}
             },
+            Slot::Theirs(_) | Slot::Unclaimed if holder == Some(me) => {
+                actions.push(Action::Drop(shard));
+            }
             Slot::Theirs(_) | Slot::Unclaimed => {}
         }
     }
@@ -107,6 +113,7 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client, every: Duration) {
                             claimed
                         }
                         Action::Release(shard) => release(shared, &mut client, shard).await,
+                        Action::Drop(shard) => delete_claim(shared, &mut client, shard).await,
                     };
                     if let Err(why) = done {
                         tracing::debug!(?action, error = %why, "shard action failed; retried later");
@@ -197,6 +204,15 @@ async fn release(shared: &Shared, client: &mut Client, shard: u32) -> Result<(),
         return Ok(());
     }
     shared.ownership.drained(shard, DRAIN_LIMIT).await;
+    let deleted = delete_claim(shared, client, shard).await;
+    // Whatever etcd answered, this node does not serve the shard any more; a claim left behind
+    // is dropped at the next round (or taken over, if the shard comes back).
+    shared.ownership.released(shard);
+    deleted
+}
+
+/// Deletes this node's claim of `shard`, if it still holds it.
+async fn delete_claim(shared: &Shared, client: &mut Client, shard: u32) -> Result<(), String> {
     let key = keys::shard_key(shard);
     let txn = Txn::new()
         .when([Compare::value(
@@ -206,11 +222,10 @@ async fn release(shared: &Shared, client: &mut Client, shard: u32) -> Result<(),
         )])
         .and_then([TxnOp::delete(key, None)]);
     let limit = super::etcd::call_timeout(shared.settings.lease_ttl);
-    let deleted = bounded(limit, client.txn(txn)).await;
-    // Whatever etcd answered, this node does not serve the shard any more; a claim left behind
-    // is retried as a take-over if the shard comes back, or ends with the lease.
-    shared.ownership.released(shard);
-    deleted.map(|_| ()).map_err(|e| e.to_string())
+    bounded(limit, client.txn(txn))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Hands every shard over (a planned leave): no new requests, and waits (bounded) for those
@@ -290,6 +305,12 @@ mod tests {
             shard,
             takeover: true
         }));
+        // A claim in our name on a shard assigned to another is dropped, so it can claim it.
+        let theirs = (0..64)
+            .find(|s| shards::owner(*s, &["a", "b"]) == Some("b"))
+            .unwrap();
+        let orphan = view(&["a", "b"], &[(theirs, "a")]);
+        assert!(plan("a", &orphan, &vec![Slot::Unclaimed; 64]).contains(&Action::Drop(theirs)));
     }
 
     #[test]

@@ -119,6 +119,9 @@ impl Snapshot {
     }
 }
 
+/// How long a leaving node waits, after revoking its lease, for the others to claim its shards.
+const HANDOVER_WAIT: Duration = Duration::from_secs(3);
+
 /// How often the claimer looks again when nothing changed (a claim may have failed).
 const CLAIM_RETRY_EVERY: Duration = Duration::from_millis(500);
 
@@ -230,6 +233,29 @@ impl Shared {
             }
         }
         self.viewed(&view);
+    }
+
+    /// Waits (at most `limit`) until the other members hold every shard: until then they may
+    /// still forward requests here, and this node forwards those it receives to the new owners.
+    /// Returns at once when no other member is left to claim them.
+    async fn handed_over(&self, limit: Duration) {
+        let until = Instant::now() + limit;
+        let me = &self.settings.node_id;
+        while Instant::now() < until {
+            {
+                let view = self.read_view();
+                let others = view.members.keys().any(|n| n != me);
+                let claimed = u32::try_from(view.claims.len()).unwrap_or(u32::MAX)
+                    >= self.settings.shards
+                    && view.claims.values().all(|n| n != me);
+                if !others || claimed {
+                    return;
+                }
+            }
+            self.ownership
+                .changed_within(Duration::from_millis(50))
+                .await;
+        }
     }
 
     /// After any change of the view: the shard table follows the claims, and the claimer
@@ -427,6 +453,7 @@ impl ClusterHandle {
                 }
             }
         }
+        shared.handed_over(HANDOVER_WAIT).await;
     }
 }
 
