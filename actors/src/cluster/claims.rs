@@ -109,6 +109,7 @@ pub(super) async fn run(shared: Arc<Shared>, client: Client, every: Duration) {
                             let claimed = claim(shared, &mut client, shard, takeover).await;
                             if claimed.is_err() {
                                 shared.ownership.abandon_acquiring(shard);
+                                shared.refollow();
                             }
                             claimed
                         }
@@ -208,6 +209,7 @@ async fn release(shared: &Shared, client: &mut Client, shard: u32) -> Result<(),
     // Whatever etcd answered, this node does not serve the shard any more; a claim left behind
     // is dropped at the next round (or taken over, if the shard comes back).
     shared.ownership.released(shard);
+    shared.refollow();
     deleted
 }
 

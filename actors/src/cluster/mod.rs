@@ -186,6 +186,7 @@ impl Shared {
     /// The lease is gone: stop minting and writing at once; every shard is lost with it.
     fn lost(&self) {
         self.ownership.lost_all();
+        self.refollow();
         *lock(&self.lease) = None;
         self.metrics.registered.set(0);
         self.metrics.node_number.set(-1);
@@ -256,6 +257,14 @@ impl Shared {
                 .changed_within(Duration::from_millis(50))
                 .await;
         }
+    }
+
+    /// Makes the shards this node does not hold follow the claims in the view again: after it
+    /// let one go (released, a claim abandoned, the lease lost), the view may already show the
+    /// new holder, and no further change of the view would come to say so.
+    fn refollow(&self) {
+        let view = self.read_view();
+        self.ownership.follow(&view.claims, &self.settings.node_id);
     }
 
     /// After any change of the view: the shard table follows the claims, and the claimer
@@ -441,6 +450,7 @@ impl ClusterHandle {
         claims::release_all(shared).await;
         let lease = lock(&shared.lease).take();
         shared.ownership.lost_all();
+        shared.refollow();
         shared.metrics.registered.set(0);
         if let Some(lease) = lease {
             let limit = etcd::call_timeout(shared.settings.lease_ttl);

@@ -181,7 +181,7 @@ async fn route<B: MessageBody + 'static>(
         match ownership.route(shard) {
             Route::Local => {
                 let Some((req, next)) = local.take() else {
-                    return answer(&head, unavailable());
+                    return give_up(&head, shard, "refused here twice");
                 };
                 let Some(entered) = ownership.enter(shard) else {
                     local = Some((req, next));
@@ -196,12 +196,12 @@ async fn route<B: MessageBody + 'static>(
             }
             Route::Remote(node) => {
                 if forwards == 2 {
-                    return answer(&head, unavailable());
+                    return give_up(&head, shard, "refused by two owners");
                 }
                 let Some(url) = state.cluster.url_of(&node) else {
                     // Claimed by a node that has just left: its successor comes.
                     if !wait(&ownership, wait_until).await {
-                        return answer(&head, unavailable());
+                        return give_up(&head, shard, "its owner left and none came");
                     }
                     continue;
                 };
@@ -221,7 +221,7 @@ async fn route<B: MessageBody + 'static>(
                                     let stale = Route::Remote(node.clone());
                                     while ownership.route(shard) == stale {
                                         if !wait(&ownership, wait_until).await {
-                                            return answer(&head, unavailable());
+                                            return give_up(&head, shard, "its owner refuses it");
                                         }
                                     }
                                 }
@@ -239,20 +239,20 @@ async fn route<B: MessageBody + 'static>(
                         tracing::debug!(error = %why, node = %node, "owner unreachable; waiting for a new owner");
                         forwards -= 1;
                         if !wait(&ownership, wait_until).await {
-                            return answer(&head, unavailable());
+                            return give_up(&head, shard, "its owner cannot be reached");
                         }
                     }
                     Err(e @ ForwardError::NoAnswer { .. }) => {
-                        // It may have acted: never send it twice.
+                        // It may have acted: never send it twice, and say so.
                         state.cluster.count_forward("failed");
                         tracing::warn!(error = %e, node = %node, "forwarded request got no answer");
-                        return answer(&head, unavailable());
+                        return answer(&head, outcome_unknown());
                     }
                 }
             }
             Route::Unclaimed => {
                 if !wait(&ownership, wait_until).await {
-                    return answer(&head, unavailable());
+                    return give_up(&head, shard, "no node claimed it");
                 }
             }
         }
@@ -285,10 +285,33 @@ fn misdirected_to(status: StatusCode, headers: &actix_web::http::header::HeaderM
         .ok()
 }
 
+/// 503 for a request its owner received but never answered (it stopped meanwhile): unlike
+/// every other 503, this one may have taken effect. `details.outcome` says so, for a client
+/// deciding whether to send again a request that is not idempotent.
+fn outcome_unknown() -> HttpResponse {
+    actix_web::ResponseError::error_response(
+        &ApiError::unavailable(
+            "the node owning this data stopped while serving the request: it may have taken \
+             effect; read it back before sending it again",
+        )
+        .with_detail("outcome", "unknown"),
+    )
+}
+
 fn unavailable() -> HttpResponse {
     actix_web::ResponseError::error_response(&ApiError::unavailable(
         "the owner of this data is being replaced, retry shortly",
     ))
+}
+
+/// Answers 503: the shard had no owner that would serve the request within its wait.
+fn give_up<B>(head: &HttpRequest, shard: u32, why: &str) -> Reply<B> {
+    tracing::warn!(
+        shard,
+        why,
+        "no owner served the request in time; answering 503"
+    );
+    answer(head, unavailable())
 }
 
 fn answer<B>(head: &HttpRequest, response: HttpResponse<BoxBody>) -> Reply<B> {

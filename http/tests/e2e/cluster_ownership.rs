@@ -636,6 +636,9 @@ impl Client {
                 let (sent_at, sent) = (OffsetDateTime::now_utc(), Instant::now());
                 match raw(&self.http, method.clone(), &url, token, body, key).await {
                     Ok(r) => {
+                        // The owner stopped while serving it: it may have taken effect.
+                        unsure |=
+                            r.status == 503 && r.body["error"]["details"]["outcome"] == "unknown";
                         let wait = self.patient
                             && (r.unavailable()
                                 || (r.status == 409 && r.code() == "idempotency_key_in_use"));
@@ -1805,7 +1808,17 @@ async fn isolated_owner(how: Isolation) {
         let t = user.access();
         let mut extra_seen = BTreeSet::new();
         for n in 0..3 {
-            let (cart, d_line) = split_cart(&get_cart(c.node(n), t).await, &d);
+            let r = c.node(n).get(CART, Some(t)).await;
+            assert_eq!(
+                r.status,
+                200,
+                "user {i}'s cart through n{} after the rejoin: {}\nwarnings:\n{}\n{}",
+                n + 1,
+                r.json(),
+                c.grep(WARN),
+                c.logs()
+            );
+            let (cart, d_line) = split_cart(&r.json(), &d);
             assert_eq!(cart, expected[i].cart, "user {i}'s cart through n{}", n + 1);
             extra_seen.insert(d_line);
             let page = c
