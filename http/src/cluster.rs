@@ -64,7 +64,7 @@ pub async fn start(
 ) -> Result<ClusterHandle, ClusterError> {
     let settings = settings(config, bound);
     if settings.endpoints.is_empty() {
-        return Ok(ClusterHandle::single(settings));
+        return ClusterHandle::single(settings, registry);
     }
     ClusterHandle::join(settings, ids, db, registry).await
 }

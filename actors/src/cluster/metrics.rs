@@ -1,5 +1,6 @@
-//! The cluster's Prometheus metrics (registered only when the node is part of a cluster, so a
-//! single node's `/metrics` stays as it was).
+//! The cluster's Prometheus metrics: membership ([`ClusterMetrics`], registered only when the
+//! node is part of a cluster) and ownership and routing ([`OwnershipMetrics`], on every node: a
+//! single node owns every shard and forwards nothing).
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
@@ -14,11 +15,6 @@ pub struct ClusterMetrics {
     pub registered: IntGauge,
     /// `cluster_node_number`: the node number ids are minted with (-1 while none is held).
     pub node_number: IntGauge,
-    /// `cluster_forwards_total{outcome}`: requests this node forwarded to a shard's owner.
-    pub forwards: IntCounterVec,
-    /// `cluster_misdirected_total`: 421 answers this node got from a node that no longer
-    /// owned the shard, each followed by a retry.
-    pub misdirected: IntCounter,
 }
 
 impl ClusterMetrics {
@@ -38,20 +34,7 @@ impl ClusterMetrics {
                 "cluster_node_number",
                 "The node number this node mints ids with; -1 while it holds none",
             )?,
-            forwards: IntCounterVec::new(
-                Opts::new(
-                    "cluster_forwards_total",
-                    "Requests forwarded to the owner of their shard, by outcome",
-                ),
-                &["outcome"],
-            )?,
-            misdirected: IntCounter::new(
-                "cluster_misdirected_total",
-                "Forwarded requests answered 421 by a node that was not the owner, then retried",
-            )?,
         };
-        registry.register(Box::new(m.forwards.clone()))?;
-        registry.register(Box::new(m.misdirected.clone()))?;
         registry.register(Box::new(m.members.clone()))?;
         registry.register(Box::new(m.keepalive_failures.clone()))?;
         registry.register(Box::new(m.registered.clone()))?;
@@ -67,6 +50,11 @@ pub struct OwnershipMetrics {
     pub owned: IntGauge,
     /// `cluster_fenced_total`: turns or writes refused because another node owns the shard.
     pub fenced: IntCounter,
+    /// `cluster_forwards_total{outcome}`: requests this node forwarded to a shard's owner.
+    pub forwards: IntCounterVec,
+    /// `cluster_misdirected_total`: 421 answers this node got from a node that no longer
+    /// owned the shard, each followed by a retry.
+    pub misdirected: IntCounter,
 }
 
 impl OwnershipMetrics {
@@ -78,9 +66,26 @@ impl OwnershipMetrics {
                 "cluster_fenced_total",
                 "Turns and writes refused because this node no longer owned the shard (a newer epoch exists)",
             )?,
+            forwards: IntCounterVec::new(
+                Opts::new(
+                    "cluster_forwards_total",
+                    "Requests forwarded to the owner of their shard, by outcome",
+                ),
+                &["outcome"],
+            )?,
+            misdirected: IntCounter::new(
+                "cluster_misdirected_total",
+                "Forwarded requests answered 421 by a node that was not the owner, then retried",
+            )?,
         };
+        // Both outcomes from the start, so a dashboard finds the series before any forward.
+        for outcome in ["ok", "failed"] {
+            m.forwards.with_label_values(&[outcome]);
+        }
         registry.register(Box::new(m.owned.clone()))?;
         registry.register(Box::new(m.fenced.clone()))?;
+        registry.register(Box::new(m.forwards.clone()))?;
+        registry.register(Box::new(m.misdirected.clone()))?;
         Ok(m)
     }
 }

@@ -291,12 +291,17 @@ pub struct ClusterHandle {
 }
 
 impl ClusterHandle {
-    /// A single node (no endpoints): lists itself, owns every shard, never stops writing.
-    pub fn single(settings: Settings) -> ClusterHandle {
-        let ownership = Ownership::single(settings.shards);
-        ClusterHandle {
+    /// A single node (no endpoints): lists itself, owns every shard, never stops writing. Its
+    /// ownership metrics go to `registry`.
+    pub fn single(
+        settings: Settings,
+        registry: &prometheus::Registry,
+    ) -> Result<ClusterHandle, ClusterError> {
+        let metrics = OwnershipMetrics::new(registry)?;
+        let ownership = Ownership::single_counted(settings.shards, metrics);
+        Ok(ClusterHandle {
             mode: Arc::new(Mode::Single(settings, ownership)),
-        }
+        })
     }
 
     /// Joins the cluster: registers (retrying for the lease's TTL, then failing with the
@@ -374,20 +379,6 @@ impl ClusterHandle {
         match &*self.mode {
             Mode::Single(s, _) => (s.node_id == node).then(|| s.advertise_url.clone()),
             Mode::Etcd(shared) => shared.read_view().url_of(node).map(str::to_owned),
-        }
-    }
-
-    /// Counts a request this node forwarded to an owner (`ok`, `failed`).
-    pub fn count_forward(&self, outcome: &str) {
-        if let Mode::Etcd(shared) = &*self.mode {
-            shared.metrics.forwards.with_label_values(&[outcome]).inc();
-        }
-    }
-
-    /// Counts a 421 this node got back from a node that was not the owner, and retried.
-    pub fn count_misdirected(&self) {
-        if let Mode::Etcd(shared) = &*self.mode {
-            shared.metrics.misdirected.inc();
         }
     }
 

@@ -110,6 +110,26 @@ impl Ownership {
         Self::new(shards, false, None)
     }
 
+    /// [`Ownership::single`], counted in `metrics` (it owns every shard).
+    pub fn single_counted(shards: u32, metrics: OwnershipMetrics) -> Arc<Self> {
+        metrics.owned.set(i64::from(shards.max(1)));
+        Self::new(shards, false, Some(metrics))
+    }
+
+    /// Counts a request forwarded to its shard's owner (`ok`, `failed`).
+    pub fn count_forward(&self, outcome: &str) {
+        if let Some(m) = &self.metrics {
+            m.forwards.with_label_values(&[outcome]).inc();
+        }
+    }
+
+    /// Counts a 421 got back from a node that was not the owner, and retried.
+    pub fn count_misdirected(&self) {
+        if let Some(m) = &self.metrics {
+            m.misdirected.inc();
+        }
+    }
+
     /// A cluster node: owns nothing until the claimer gives it shards.
     pub fn clustered(shards: u32, metrics: OwnershipMetrics) -> Arc<Self> {
         Self::new(shards, true, Some(metrics))

@@ -214,7 +214,7 @@ async fn route<B: MessageBody + 'static>(
                     Ok(response) => {
                         match misdirected_to(response.status(), response.headers()) {
                             Some(elsewhere) => {
-                                state.cluster.count_misdirected();
+                                ownership.count_misdirected();
                                 if elsewhere == shard {
                                     // It is handing the shard over, or lost it: look again
                                     // once the view shows another owner.
@@ -228,14 +228,14 @@ async fn route<B: MessageBody + 'static>(
                                 shard = elsewhere;
                             }
                             None => {
-                                state.cluster.count_forward("ok");
+                                ownership.count_forward("ok");
                                 return answer(&head, response);
                             }
                         }
                     }
                     Err(ForwardError::Connect(why)) => {
                         // Nothing reached it: it is stopping or dead, and its shards move.
-                        state.cluster.count_forward("failed");
+                        ownership.count_forward("failed");
                         tracing::debug!(error = %why, node = %node, "owner unreachable; waiting for a new owner");
                         forwards -= 1;
                         if !wait(&ownership, wait_until).await {
@@ -244,7 +244,7 @@ async fn route<B: MessageBody + 'static>(
                     }
                     Err(e @ ForwardError::NoAnswer { .. }) => {
                         // It may have acted: never send it twice, and say so.
-                        state.cluster.count_forward("failed");
+                        ownership.count_forward("failed");
                         tracing::warn!(error = %e, node = %node, "forwarded request got no answer");
                         return answer(&head, outcome_unknown());
                     }
