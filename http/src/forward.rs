@@ -21,7 +21,8 @@ pub const PREFIX: &str = "/internal/v1/forward";
 pub const SIGNATURE_HEADER: &str = "x-mall-signature";
 /// The deadline header (a [`Deadline`] as JSON: microseconds since the Unix epoch).
 pub const DEADLINE_HEADER: &str = "x-mall-deadline";
-/// The shard a 421 names (the entity lives there).
+/// The shard a forwarded request is routed by, and the shard a 421 names (the entity lives
+/// there).
 pub const SHARD_HEADER: &str = "x-mall-shard";
 /// The sending node's id (for logs).
 pub const FROM_HEADER: &str = "x-mall-from";
@@ -58,6 +59,9 @@ fn trace_context() -> Vec<(String, String)> {
 pub struct Forwarded {
     /// The deadline the sender's caller set.
     pub deadline: Deadline,
+    /// The shard the sender routed it by (an entity of another user's shard, as an order an
+    /// admin reads, goes by that shard rather than by its caller's).
+    pub shard: Option<u32>,
 }
 
 tokio::task_local! {
@@ -197,12 +201,14 @@ impl Forwarder {
         &self.secret
     }
 
-    /// Forwards the request `head` with `body` to the node at `base_url`, by `deadline`.
+    /// Forwards the request `head` with `body`, for `shard`, to the node at `base_url`, by
+    /// `deadline`.
     pub async fn send(
         &self,
         base_url: &str,
         head: &HttpRequest,
         body: Bytes,
+        shard: u32,
         deadline: Deadline,
     ) -> Result<HttpResponse, ForwardError> {
         let path_and_query = head
@@ -231,7 +237,8 @@ impl Forwarder {
             .timeout(deadline.remaining())
             .header(SIGNATURE_HEADER, signature)
             .header(DEADLINE_HEADER, deadline_text)
-            .header(FROM_HEADER, self.node_id.as_str());
+            .header(FROM_HEADER, self.node_id.as_str())
+            .header(SHARD_HEADER, shard);
         for (name, value) in head.headers() {
             let name = name.as_str();
             if !NOT_FORWARDED.contains(&name)

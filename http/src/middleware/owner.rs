@@ -104,6 +104,7 @@ pub async fn internal<B: MessageBody + 'static>(
         header(forward::SIGNATURE_HEADER).as_deref(),
         &body,
     );
+    let shard = header(forward::SHARD_HEADER).and_then(|s| s.parse().ok());
     let Some(deadline) = verified else {
         return refuse(
             req,
@@ -115,7 +116,7 @@ pub async fn internal<B: MessageBody + 'static>(
     };
     req.head_mut().uri = uri.clone();
     req.match_info_mut().get_mut().update(&uri);
-    req.extensions_mut().insert(Forwarded { deadline });
+    req.extensions_mut().insert(Forwarded { deadline, shard });
     let served = FORWARDED_DEADLINE.scope(deadline, next.call(req)).await?;
     Ok(served.map_into_left_body())
 }
@@ -151,7 +152,9 @@ async fn route<B: MessageBody + 'static>(
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let mut shard = ownership.shard_of(user);
-    if req.extensions().get::<Forwarded>().is_some() {
+    let forwarded = req.extensions().get::<Forwarded>().copied();
+    if let Some(forwarded) = forwarded {
+        let shard = forwarded.shard.unwrap_or(shard);
         // Sent here as the owner: served here (once a claim in progress is done), or refused
         // so that the sender looks again.
         let until = Instant::now() + CLAIM_WAIT;
@@ -208,7 +211,7 @@ async fn route<B: MessageBody + 'static>(
                 forwards += 1;
                 match state
                     .forwarder
-                    .send(&url, &head, body.clone(), deadline)
+                    .send(&url, &head, body.clone(), shard, deadline)
                     .await
                 {
                     Ok(response) => {

@@ -1276,6 +1276,21 @@ async fn a_user_spread_over_three_nodes_sees_their_own_writes_at_once() {
         "succeeded"
     );
     assert_eq!(stock(n2, &p).await, 47);
+    // An admin reads the order through every node: it lives on its buyer's shard, not the
+    // admin's, wherever the request lands.
+    for i in 0..3 {
+        let seen = c
+            .node(i)
+            .get(&order_path(&order_id), Some(&c.admin))
+            .await
+            .expect(200);
+        assert_eq!(
+            seen["status"],
+            "paid",
+            "the admin's read through n{}",
+            i + 1
+        );
+    }
 
     // At least one of the three was not the owner, so requests were forwarded, and none failed.
     let mut ok = 0.0;
