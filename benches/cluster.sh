@@ -23,7 +23,8 @@
 #   cargo build --release -p mall-http --bin mall -p mall-bench --bin mall-load --bin failover-gap
 #   benches/cluster.sh
 # Settings (environment): DURATION seconds of load per run [15], SCENARIOS [checkout,cart],
-# CONCURRENCY clients [32], GAP=0 skips (d), GAP_CUSTOMERS [60], GAP_AFTER seconds of polling
+# CONCURRENCY clients [32], THREE_NODE_WORKERS (server.workers of each of the three nodes)
+# [the default: one per core], GAP=0 skips (d), GAP_CUSTOMERS [60], GAP_AFTER seconds of polling
 # after the kill [15], OUT [target/cluster-bench], BIN_DIR [target/release], MALL_CONFIG
 # [config.toml], MALL__LOG__LEVEL [warn]; any other MALL__SECTION__KEY reaches every node.
 set -euo pipefail
@@ -201,8 +202,10 @@ load one-node "${node_url[n1]}"
 cluster_metrics n1
 stop_nodes
 
-# (b) three nodes on a fresh database.
+# (b) three nodes on a fresh database; THREE_NODE_WORKERS sets their server.workers (the
+# default is one HTTP worker per core in each node: six on this machine's two cores).
 fresh_database "mall_cluster_${run_id}_three"
+if [ -n "${THREE_NODE_WORKERS:-}" ]; then export MALL__SERVER__WORKERS=$THREE_NODE_WORKERS; fi
 for id in n1 n2 n3; do start_node "$id"; done
 all="${node_url[n1]},${node_url[n2]},${node_url[n3]}"
 load three-nodes "$all"
