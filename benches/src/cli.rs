@@ -12,8 +12,8 @@ pub enum Command<O> {
     Help,
 }
 
-/// The exit status of a tool that could not run at all (bad arguments, no runtime).
-pub const EXIT_CANNOT_RUN: i32 = crate::load::EXIT_CANNOT_RUN;
+/// Exit status when the run could not start (bad arguments, no mall, seeding refused).
+pub const EXIT_CANNOT_RUN: i32 = 2;
 
 /// The whole `main` of the tool `name`: parses the arguments with `parse`, prints `help()` when
 /// asked, else runs `run` on a multi-threaded tokio runtime and exits with the status it answers.

@@ -199,6 +199,9 @@ pub struct ErrorDetail {
     details: Value,
 }
 
+/// The header of a 421 that names the shard the entity lives on (between nodes only).
+pub const SHARD_HEADER: &str = "x-mall-shard";
+
 /// An error as the API shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -465,7 +468,7 @@ impl ResponseError for ApiError {
         if self.code == ErrorCode::Misdirected
             && let Some(shard) = self.details.get("shard").and_then(Value::as_u64)
         {
-            res.insert_header((crate::forward::SHARD_HEADER, HeaderValue::from(shard)));
+            res.insert_header((SHARD_HEADER, HeaderValue::from(shard)));
         }
         res.json(body)
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::Bytes;
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -23,7 +23,7 @@ pub const SIGNATURE_HEADER: &str = "x-mall-signature";
 pub const DEADLINE_HEADER: &str = "x-mall-deadline";
 /// The shard a forwarded request is routed by, and the shard a 421 names (the entity lives
 /// there).
-pub const SHARD_HEADER: &str = "x-mall-shard";
+pub use crate::error::SHARD_HEADER;
 /// The sending node's id (for logs).
 pub const FROM_HEADER: &str = "x-mall-from";
 
@@ -69,9 +69,12 @@ tokio::task_local! {
     pub static FORWARDED_DEADLINE: Deadline;
 }
 
-/// The deadline a forwarded request carries, when the current task serves one.
-pub fn carried_deadline() -> Option<Deadline> {
-    FORWARDED_DEADLINE.try_with(|d| *d).ok()
+/// The deadline of a request served here: the one a forwarded request carries (when the
+/// current task serves one), else `fresh`.
+pub fn deadline_or(fresh: Deadline) -> Deadline {
+    FORWARDED_DEADLINE
+        .try_with(|d| *d)
+        .map_or(fresh, |carried| carried.min(fresh))
 }
 
 fn mac(
@@ -202,7 +205,7 @@ impl Forwarder {
     }
 
     /// Forwards the request `head` with `body`, for `shard`, to the node at `base_url`, by
-    /// `deadline`.
+    /// `deadline`, under this node's `request_id` for it.
     pub async fn send(
         &self,
         base_url: &str,
@@ -210,6 +213,7 @@ impl Forwarder {
         body: Bytes,
         shard: u32,
         deadline: Deadline,
+        request_id: Option<&str>,
     ) -> Result<HttpResponse, ForwardError> {
         let path_and_query = head
             .uri()
@@ -251,11 +255,8 @@ impl Forwarder {
         }
         // One request id and one trace across both nodes: the owner's spans are children of
         // this node's request span.
-        if let Some(id) = head
-            .extensions()
-            .get::<crate::middleware::observe::RequestId>()
-        {
-            request = request.header("x-request-id", id.0.as_str());
+        if let Some(id) = request_id {
+            request = request.header("x-request-id", id);
         }
         for (name, value) in trace_context() {
             request = request.header(name, value);

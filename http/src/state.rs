@@ -127,7 +127,7 @@ impl AppState {
     /// A request forwarded from another node keeps the deadline its caller set.
     pub fn deadline(&self) -> mall_actors::runtime::Deadline {
         let timeout = Duration::from_millis(self.config.actors.call_timeout_ms);
-        crate::middleware::owner::deadline_or(mall_actors::runtime::Deadline::after(timeout))
+        crate::forward::deadline_or(mall_actors::runtime::Deadline::after(timeout))
     }
 
     /// Builds the state: opens the pools, loads the policy, joins the cluster (`bound` is the

@@ -27,8 +27,7 @@ use scenarios::{ClientPlan, Scenario, ScenarioOutput, Shared};
 
 /// Exit status when an invariant failed.
 pub const EXIT_INVARIANT_FAILED: i32 = 1;
-/// Exit status when the run could not start (bad arguments, no mall, seeding refused).
-pub const EXIT_CANNOT_RUN: i32 = 2;
+pub use crate::cli::EXIT_CANNOT_RUN;
 
 /// Runs `f` over `items` with at most `limit` at once; the answers in the order of `items`.
 #[expect(

@@ -20,7 +20,6 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
 
 use mall_actors::cluster::Route;
-use mall_actors::runtime::Deadline;
 
 use crate::error::ApiError;
 use crate::forward::{self, FORWARDED_DEADLINE, ForwardError, Forwarded};
@@ -176,6 +175,10 @@ async fn route<B: MessageBody + 'static>(
         Err(e) => return refuse(req, e),
     };
     let head = req.request().clone();
+    let request_id = req
+        .extensions()
+        .get::<crate::middleware::observe::RequestId>()
+        .map(|id| id.0.clone());
     let wait_until = Instant::now() + OWNER_WAIT.min(deadline.remaining());
     // One run here, and one forward plus one retry after a 421, at most.
     let mut local = Some((req, next));
@@ -211,7 +214,14 @@ async fn route<B: MessageBody + 'static>(
                 forwards += 1;
                 match state
                     .forwarder
-                    .send(&url, &head, body.clone(), shard, deadline)
+                    .send(
+                        &url,
+                        &head,
+                        body.clone(),
+                        shard,
+                        deadline,
+                        request_id.as_deref(),
+                    )
                     .await
                 {
                     Ok(response) => {
@@ -319,9 +329,4 @@ fn give_up<B>(head: &HttpRequest, shard: u32, why: &str) -> Reply<B> {
 
 fn answer<B>(head: &HttpRequest, response: HttpResponse<BoxBody>) -> Reply<B> {
     Ok(ServiceResponse::new(head.clone(), response).map_into_right_body())
-}
-
-/// The deadline of a request served here: the one a forwarded request carries, else `fresh`.
-pub fn deadline_or(fresh: Deadline) -> Deadline {
-    forward::carried_deadline().map_or(fresh, |carried| carried.min(fresh))
 }
