@@ -119,6 +119,11 @@ pub async fn observe(
             .observe(&method, &route, status, elapsed.as_secs_f64());
     }
     span.record("route", route.as_str());
+    // A request forwarded by another node arrives at the internal endpoint and is routed once
+    // unwrapped: its span takes the route it was found to be.
+    if name.ends_with(" unmatched") && route != "unmatched" {
+        span.record("otel.name", format!("{method} {route}").as_str());
+    }
     span.record("status", status);
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
