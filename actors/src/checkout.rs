@@ -73,7 +73,6 @@ impl Checkout {
             session_id: self.deps.ids.next_id(),
             session_expires_at: clock::after(now, self.deps.session_timeout),
             charge,
-            fence: None,
         };
         let placed = self.carts.check_out(user.get(), cmd, answer_by).await?;
         self.orders.placed(&placed);

@@ -65,9 +65,8 @@ impl Kind for Cart {
                 let (keep, reply) = execute(&deps.db, fence, user_id, state, op).await;
                 (keep, reply.map(CartAnswer::Cart).map_err(Into::into))
             }
-            CartCmd::CheckOut(mut cmd) => {
-                cmd.fence = fence;
-                let (keep, reply) = check_out(&deps, user_id, state, *cmd, answer_by).await;
+            CartCmd::CheckOut(cmd) => {
+                let (keep, reply) = check_out(&deps, fence, user_id, state, *cmd, answer_by).await;
                 (keep, reply.map(|p| CartAnswer::Placed(Box::new(p))))
             }
         };
@@ -167,6 +166,7 @@ async fn execute(
 /// A checkout: the state to keep cached (None: reload next time) and the reply.
 async fn check_out(
     deps: &CartDeps,
+    fence: Option<Fence>,
     user_id: i64,
     mut state: CartState,
     cmd: CheckOut,
@@ -190,7 +190,7 @@ async fn check_out(
             lines,
             now: cmd.now,
             idem: cmd.idem.clone(),
-            fence: cmd.fence,
+            fence,
             checkout: Some(CheckoutPart {
                 cart_version,
                 session_id: cmd.session_id,

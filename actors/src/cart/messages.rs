@@ -28,10 +28,6 @@ pub struct CheckOut {
     pub session_expires_at: PrimitiveDateTime,
     /// The gateway's answer for the checkout's card, if one came.
     pub charge: Option<Charge>,
-    /// The right to write the buyer's shard: set by the cart's turn (the sender leaves it
-    /// `None`), checked in the placement's transaction.
-    #[serde(default)]
-    pub fence: Option<mall_db::domain::Fence>,
 }
 
 /// A message to a cart: plain data that serialises (it may one day cross nodes).

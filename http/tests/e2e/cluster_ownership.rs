@@ -910,6 +910,35 @@ impl Worker {
 
     /// Whether `a` is one of `allowed` (status, error code or "" for any); records a failure
     /// otherwise.
+    /// Confirms payment `payment_id` with the good card under `key`: true when it succeeded
+    /// (an answer outside `ok`, or a 200 that is not a success, is a failure of the tally).
+    async fn confirm(
+        &self,
+        tally: &mut Tally,
+        turn: &mut usize,
+        t: &str,
+        payment_id: &str,
+        key: &str,
+        ok: &[(u16, &str)],
+    ) -> bool {
+        let path = format!("{}/confirm", payment_path(payment_id));
+        let body = card(GOOD_CARD);
+        let Some(a) = self
+            .call(tally, turn, Method::POST, &path, t, Some(&body), Some(key))
+            .await
+        else {
+            return false;
+        };
+        if !self.allowed(tally, &a, ok) || a.status != 200 {
+            return false;
+        }
+        if a.body["status"] == "succeeded" {
+            return true;
+        }
+        tally.failures.push(a.describe());
+        false
+    }
+
     fn allowed(&self, tally: &mut Tally, a: &Answer, allowed: &[(u16, &str)]) -> bool {
         let ok = allowed
             .iter()
@@ -1011,31 +1040,13 @@ impl Worker {
             if payment["status"] == "succeeded" {
                 l.paid.push(order_id);
             } else {
-                let path = format!("{}/confirm", payment_path(&id(payment)));
                 let key = format!("checkout-confirm-{round}");
                 let mut ok: Vec<(u16, &str)> = vec![(200, "")];
                 if crash {
                     ok.push((409, "invalid_state"));
                 }
-                if let Some(a) = self
-                    .call(
-                        tally,
-                        turn,
-                        Method::POST,
-                        &path,
-                        t,
-                        Some(&card(GOOD_CARD)),
-                        Some(&key),
-                    )
-                    .await
-                    && self.allowed(tally, &a, &ok)
-                    && a.status == 200
-                {
-                    if a.body["status"] == "succeeded" {
-                        l.paid.push(order_id);
-                    } else {
-                        tally.failures.push(a.describe());
-                    }
+                if self.confirm(tally, turn, t, &id(payment), &key, &ok).await {
+                    l.paid.push(order_id);
                 }
             }
         }
@@ -1108,28 +1119,10 @@ impl Worker {
             if !self.allowed(tally, &a, &ok) || a.status == 409 {
                 return;
             }
-            let path = format!("{}/confirm", payment_path(&id(&a.body)));
             let key = format!("confirm-{round}");
             ok.retain(|(s, _)| *s != 201);
-            if let Some(a) = self
-                .call(
-                    tally,
-                    turn,
-                    Method::POST,
-                    &path,
-                    t,
-                    Some(&card(GOOD_CARD)),
-                    Some(&key),
-                )
-                .await
-                && self.allowed(tally, &a, &ok)
-                && a.status == 200
-            {
-                if a.body["status"] == "succeeded" {
-                    l.paid.push(order_id);
-                } else {
-                    tally.failures.push(a.describe());
-                }
+            if self.confirm(tally, turn, t, &id(&a.body), &key, &ok).await {
+                l.paid.push(order_id);
             }
         }
     }
