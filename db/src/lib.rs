@@ -7,6 +7,7 @@ pub mod error;
 pub mod ids;
 pub mod migrate;
 pub mod models;
+pub mod notify;
 pub mod pool;
 pub mod repo;
 pub mod schema;

@@ -45,6 +45,27 @@ pub struct Config {
     pub actors: ActorsConfig,
     /// `[telemetry]`
     pub telemetry: TelemetryConfig,
+    /// `[catalog]`
+    pub catalog: CatalogConfig,
+}
+
+/// `[catalog]`: this node's cache of rendered products.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Most JSON the cache holds, in MiB (0: no cache; every read goes to the database).
+    pub cache_max_mb: u64,
+    /// Longest an entry lives: how stale another node's copy can be if a change notice is lost.
+    pub cache_ttl_ms: u64,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            cache_max_mb: 64,
+            cache_ttl_ms: 5_000,
+        }
+    }
 }
 
 /// `[telemetry]`: trace export over OTLP/HTTP.
@@ -516,6 +537,12 @@ impl Config {
         if self.database.purge_every_secs == 0 {
             return bad("database.purge_every_secs", "must be at least 1".into());
         }
+        if !(1..=3_600_000).contains(&self.catalog.cache_ttl_ms) {
+            return bad("catalog.cache_ttl_ms", "must be 1..=3600000".into());
+        }
+        if self.catalog.cache_max_mb > 65_536 {
+            return bad("catalog.cache_max_mb", "must be at most 65536".into());
+        }
         let otlp = &self.telemetry.otlp_endpoint;
         if !otlp.is_empty() && !otlp.starts_with("http://") && !otlp.starts_with("https://") {
             return bad(
@@ -740,6 +767,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("auth.ip_blacklist"), "{err}");
+        let err = load(&[("MALL__CATALOG__CACHE_TTL_MS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("catalog.cache_ttl_ms"), "{err}");
     }
 
     #[test]

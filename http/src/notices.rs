@@ -1,8 +1,14 @@
-//! Change notices between nodes over Redis pub/sub: a ban, a role change, a logout or a policy
+//! Change notices between nodes: a ban, a role change, a logout, a policy change or a product
 //! change made on one node reaches the others at once instead of at their next poll or cache
-//! expiry. Notices only speed things up: without Redis (or while it is down) every node still
+//! expiry. They travel over Redis pub/sub when Redis is configured, else over PostgreSQL's
+//! `LISTEN/NOTIFY`, so a cluster without Redis is told too; on SQLite there is one node and
+//! nobody to tell.
+//!
+//! Notices only speed things up. Without them (or while the bus is down) every node still
 //! rereads the policy version four times a second and trusts its per-user cache for at most
 //! 400 ms, so the one-second promise holds either way, and nothing ever falls back to "allow".
+//! A cached product lives at most `catalog.cache_ttl_ms`, and the whole product cache is
+//! forgotten whenever the listener (re)connects, since notices sent meanwhile were missed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,18 +17,29 @@ use std::time::Duration;
 
 use deadpool_redis::redis;
 use futures_util::StreamExt;
+use mall_db::Db;
+use mall_db::notify::Listener;
 
 use crate::auth::PolicyStore;
 use crate::auth::cache::AuthCache;
+use crate::product_cache::ProductCache;
 use crate::redis::Redis;
 use crate::services::Announce;
 pub use crate::services::Notice;
 
-fn encode(notice: Notice) -> String {
+/// Most product ids in one notice; a longer list goes as several (PostgreSQL caps a payload at
+/// 8000 bytes, and an order has at most 100 lines).
+const IDS_PER_NOTICE: usize = 200;
+
+fn encode(notice: &Notice) -> String {
     match notice {
         Notice::User(id) => format!("user:{id}"),
         Notice::AllUsers => "users".to_owned(),
         Notice::Policy => "policy".to_owned(),
+        Notice::Products(ids) => {
+            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+            format!("products:{}", ids.join(","))
+        }
     }
 }
 
@@ -30,7 +47,13 @@ fn decode(s: &str) -> Option<Notice> {
     match s {
         "users" => Some(Notice::AllUsers),
         "policy" => Some(Notice::Policy),
-        _ => s.strip_prefix("user:")?.parse().ok().map(Notice::User),
+        _ => {
+            if let Some(ids) = s.strip_prefix("products:") {
+                let ids: Result<Vec<i64>, _> = ids.split(',').map(str::parse).collect();
+                return ids.ok().map(Notice::Products);
+            }
+            s.strip_prefix("user:")?.parse().ok().map(Notice::User)
+        }
     }
 }
 
@@ -38,59 +61,172 @@ fn channel(prefix: &str) -> String {
     format!("{prefix}notices")
 }
 
+/// How notices reach the other nodes.
+pub enum Bus {
+    /// Nobody else to tell (SQLite: one node).
+    Local,
+    /// Redis pub/sub on `{key_prefix}notices`, subscribing through its own connection to `url`.
+    Redis {
+        /// The shared pool, for publishing.
+        redis: Arc<Redis>,
+        /// Where to subscribe.
+        url: String,
+    },
+    /// PostgreSQL `NOTIFY` through the pool, `LISTEN` on a connection of its own to `url`.
+    Postgres {
+        /// The pools, for notifying.
+        db: Db,
+        /// Where to listen.
+        url: String,
+    },
+}
+
+/// An open subscription, whichever the bus.
+enum Subscription {
+    Redis(Pin<Box<dyn futures_util::Stream<Item = redis::Msg> + Send>>),
+    Postgres(Listener),
+}
+
+impl Subscription {
+    async fn next(&mut self) -> Option<String> {
+        match self {
+            Subscription::Redis(messages) => {
+                let msg = messages.next().await?;
+                Some(msg.get_payload().unwrap_or_default())
+            }
+            Subscription::Postgres(listener) => listener.next().await,
+        }
+    }
+}
+
+impl Bus {
+    /// What this bus is, for logs.
+    fn name(&self) -> &'static str {
+        match self {
+            Bus::Local => "none",
+            Bus::Redis { .. } => "redis",
+            Bus::Postgres { .. } => "postgres",
+        }
+    }
+
+    async fn subscribe(&self) -> Result<Subscription, String> {
+        match self {
+            Bus::Local => Err("no bus".into()),
+            Bus::Redis { redis, url } => {
+                let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+                let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+                pubsub
+                    .subscribe(channel(&redis.prefix))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Subscription::Redis(Box::pin(pubsub.into_on_message())))
+            }
+            Bus::Postgres { url, .. } => Listener::open(url)
+                .await
+                .map(Subscription::Postgres)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    async fn publish(&self, payload: String) -> Result<(), String> {
+        match self {
+            Bus::Local => Ok(()),
+            Bus::Redis { redis, .. } => {
+                let mut cmd = redis::cmd("PUBLISH");
+                cmd.arg(channel(&redis.prefix)).arg(payload);
+                redis
+                    .run::<i64>(&cmd)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+            Bus::Postgres { db, .. } => mall_db::notify::notify(db, &payload)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// Applies notices to this node's caches and passes them to the other nodes.
 pub struct Notifier {
     cache: Arc<AuthCache>,
     policy: Arc<PolicyStore>,
-    redis: Option<Arc<Redis>>,
+    products: Arc<ProductCache>,
+    bus: Bus,
 }
 
 impl Notifier {
-    /// A notifier over this node's account cache and policy, publishing through `redis` if any.
-    pub fn new(cache: Arc<AuthCache>, policy: Arc<PolicyStore>, redis: Option<Arc<Redis>>) -> Self {
+    /// A notifier over this node's caches and policy, telling the others over `bus`.
+    pub fn new(
+        cache: Arc<AuthCache>,
+        policy: Arc<PolicyStore>,
+        products: Arc<ProductCache>,
+        bus: Bus,
+    ) -> Self {
         Notifier {
             cache,
             policy,
-            redis,
+            products,
+            bus,
         }
     }
 
     /// Applies a notice to this node's caches.
-    async fn apply(&self, notice: Notice) {
+    async fn apply(&self, notice: &Notice) {
         match notice {
-            Notice::User(id) => self.cache.invalidate_user(id),
+            Notice::User(id) => self.cache.invalidate_user(*id),
             Notice::AllUsers => self.cache.clear(),
             Notice::Policy => {
                 if let Err(e) = self.policy.refresh().await {
                     tracing::warn!(error = %e, "policy reload after a notice failed; the poll will retry");
                 }
             }
+            Notice::Products(ids) => self.products.invalidate(ids),
         }
     }
 
-    /// Listens for other nodes' notices (on the Redis at `url`) until the process ends,
-    /// reconnecting after failures. Without Redis there is nothing to listen to.
-    pub fn spawn_listener(self: &Arc<Self>, url: String) {
-        let Some(redis) = self.redis.clone() else {
-            return;
+    /// Tells the other nodes (best effort: a lost notice is bounded by the caches' lifetimes).
+    async fn publish(&self, notice: &Notice) {
+        let payloads = match notice {
+            Notice::Products(ids) => ids
+                .chunks(IDS_PER_NOTICE)
+                .map(|chunk| encode(&Notice::Products(chunk.to_vec())))
+                .collect(),
+            other => vec![encode(other)],
         };
+        for payload in payloads {
+            if let Err(e) = self.bus.publish(payload).await {
+                tracing::debug!(error = %e, bus = self.bus.name(), "change notice not published; other nodes catch up by expiry");
+            }
+        }
+    }
+
+    /// Products `ids` changed (an order took or returned their stock): forgets them here at
+    /// once, before the caller answers, and tells the other nodes in the background. For
+    /// callers that cannot wait.
+    pub fn products_changed(self: &Arc<Self>, ids: Vec<i64>) {
+        self.products.invalidate(&ids);
+        let me = Arc::clone(self);
+        actix_web::rt::spawn(async move { me.publish(&Notice::Products(ids)).await });
+    }
+
+    /// Listens for other nodes' notices until the process ends, reconnecting after failures.
+    /// With no bus there is nothing to listen to.
+    pub fn spawn_listener(self: &Arc<Self>) {
+        if matches!(self.bus, Bus::Local) {
+            return;
+        }
         let me = Arc::clone(self);
         actix_web::rt::spawn(async move {
             loop {
-                let subscribed = async {
-                    let client = redis::Client::open(url.as_str())?;
-                    let mut pubsub = client.get_async_pubsub().await?;
-                    pubsub.subscribe(channel(&redis.prefix)).await?;
-                    Ok::<_, redis::RedisError>(pubsub)
-                };
-                match tokio::time::timeout(Duration::from_secs(2), subscribed).await {
-                    Ok(Ok(pubsub)) => {
-                        tracing::info!("listening for change notices");
-                        let mut messages = pubsub.into_on_message();
-                        while let Some(msg) = messages.next().await {
-                            let payload: String = msg.get_payload().unwrap_or_default();
+                match tokio::time::timeout(Duration::from_secs(2), me.bus.subscribe()).await {
+                    Ok(Ok(mut subscription)) => {
+                        tracing::info!(bus = me.bus.name(), "listening for change notices");
+                        // Whatever changed while nobody listened was missed.
+                        me.products.clear();
+                        while let Some(payload) = subscription.next().await {
                             if let Some(notice) = decode(&payload) {
-                                me.apply(notice).await;
+                                me.apply(&notice).await;
                             }
                         }
                         tracing::warn!("change-notice subscription ended; reconnecting");
@@ -108,14 +244,8 @@ impl Announce for Notifier {
     /// Applies `notice` here, then tells the other nodes (best effort).
     fn announce(&self, notice: Notice) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
-            self.apply(notice).await;
-            if let Some(redis) = &self.redis {
-                let mut cmd = redis::cmd("PUBLISH");
-                cmd.arg(channel(&redis.prefix)).arg(encode(notice));
-                if let Err(e) = redis.run::<i64>(&cmd).await {
-                    tracing::debug!(error = %e, "change notice not published; other nodes catch up by polling");
-                }
-            }
+            self.apply(&notice).await;
+            self.publish(&notice).await;
         })
     }
 }
@@ -126,10 +256,24 @@ mod tests {
 
     #[test]
     fn notices_round_trip_and_garbage_is_ignored() {
-        for n in [Notice::User(42), Notice::AllUsers, Notice::Policy] {
-            assert_eq!(decode(&encode(n)), Some(n));
+        for n in [
+            Notice::User(42),
+            Notice::AllUsers,
+            Notice::Policy,
+            Notice::Products(vec![7]),
+            Notice::Products(vec![1, 9_007_199_254_740_993]),
+        ] {
+            assert_eq!(decode(&encode(&n)), Some(n));
         }
         assert_eq!(decode("user:x"), None);
         assert_eq!(decode("flush"), None);
+        assert_eq!(decode("products:"), None);
+        assert_eq!(decode("products:1,x"), None);
+    }
+
+    #[test]
+    fn the_longest_product_notice_fits_a_postgres_payload() {
+        let ids = vec![i64::MAX; IDS_PER_NOTICE];
+        assert!(encode(&Notice::Products(ids)).len() < 8000);
     }
 }

@@ -79,9 +79,7 @@ pub async fn serve(config: Config) -> Result<(), StartupError> {
         .services
         .spawn_sweeper(DEADLINE_SWEEP_EVERY, DEADLINE_LOOKAHEAD);
 
-    state
-        .notifier
-        .spawn_listener(state.config.redis.url.clone());
+    state.notifier.spawn_listener();
     crate::housekeeping::spawn_purger(state.clone());
     let housekeeping = state.clone();
     actix_web::rt::spawn(async move {

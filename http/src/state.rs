@@ -60,8 +60,8 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// Redis, when configured.
     pub redis: Option<Arc<crate::redis::Redis>>,
-    /// The product cache (with Redis only).
-    pub product_cache: Option<crate::product_cache::ProductCache>,
+    /// This node's rendered products, forgotten on every change.
+    pub products: Arc<crate::product_cache::ProductCache>,
     /// Tells this node's caches and the other nodes what changed.
     pub notifier: Arc<crate::notices::Notifier>,
     /// Accounts: registration, profiles, closing, admin operations on users.
@@ -162,15 +162,32 @@ impl AppState {
                 .map_err(|e| StartupError::Other(format!("redis.url: {e}")))?;
             Some(Arc::new(r))
         };
-        let product_cache = redis.clone().map(crate::product_cache::ProductCache::new);
-        let on_stock_change: Option<mall_actors::deps::StockHook> =
-            product_cache.clone().map(|cache| {
-                let hook: mall_actors::deps::StockHook = Arc::new(move |ids: Vec<i64>| {
-                    let cache = cache.clone();
-                    actix_web::rt::spawn(async move { cache.invalidate(&ids).await });
-                });
-                hook
-            });
+        let products = Arc::new(crate::product_cache::ProductCache::new(
+            config.catalog.cache_max_mb.saturating_mul(1 << 20),
+            Duration::from_millis(config.catalog.cache_ttl_ms),
+        ));
+        let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
+        let bus = match (&redis, db.backend()) {
+            (Some(redis), _) => crate::notices::Bus::Redis {
+                redis: Arc::clone(redis),
+                url: config.redis.url.clone(),
+            },
+            (None, mall_db::Backend::Postgres) => crate::notices::Bus::Postgres {
+                db: db.clone(),
+                url: config.database.url.clone(),
+            },
+            (None, mall_db::Backend::Sqlite) => crate::notices::Bus::Local,
+        };
+        let notifier = Arc::new(crate::notices::Notifier::new(
+            Arc::clone(&auth_cache),
+            Arc::clone(&policy),
+            Arc::clone(&products),
+            bus,
+        ));
+        let on_stock_change: mall_actors::deps::StockHook = {
+            let notifier = Arc::clone(&notifier);
+            Arc::new(move |ids: Vec<i64>| notifier.products_changed(ids))
+        };
         let ids = Arc::new(IdGenerator::random_node());
         // Before anything mints: in a cluster this claims the node number ids carry.
         let cluster = crate::cluster::start(
@@ -194,19 +211,13 @@ impl AppState {
                 session_timeout: Duration::from_secs(config.payment.session_timeout_secs),
             },
             &metrics.registry,
-            on_stock_change,
+            Some(on_stock_change),
             Arc::clone(cluster.ownership()),
         )
         .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
         let limits =
             crate::limits::Limits::new(config.rate_limit.clone(), redis.clone(), &metrics.registry)
                 .map_err(|e| StartupError::Other(format!("metrics: {e}")))?;
-        let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
-        let notifier = Arc::new(crate::notices::Notifier::new(
-            Arc::clone(&auth_cache),
-            Arc::clone(&policy),
-            redis.clone(),
-        ));
         let crate::services::Services {
             accounts,
             sessions,
@@ -217,7 +228,6 @@ impl AppState {
             &ids,
             Duration::from_secs(config.auth.refresh_ttl_secs),
             Arc::new(services.orders.clone()),
-            product_cache.clone(),
             notifier.clone(),
             crate::auth::store::check_permission,
         );
@@ -243,7 +253,7 @@ impl AppState {
             services,
             limits,
             redis,
-            product_cache,
+            products,
             cluster,
             forwarder,
         })

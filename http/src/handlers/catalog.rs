@@ -1,6 +1,7 @@
 //! `/api/v1/products`: the catalog.
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header::{self, ContentType};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::auth::identity::parse_id;
 use crate::dto::catalog::*;
@@ -8,6 +9,7 @@ use crate::dto::{PageQuery, Paged};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::extract::{Caller, Json, Query};
+use crate::product_cache::Rendered;
 use crate::services::catalog::Product;
 use crate::state::AppState;
 
@@ -59,27 +61,47 @@ pub async fn batch_products(st: Data, body: Json<BatchRequest>) -> Result<HttpRe
     }))
 }
 
-/// One product.
-#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog", params(("id" = String, Path)),
-    responses((status = 200, body = ProductView), (status = 404, body = ErrorBody)))]
-pub async fn get_product(st: Data, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// One product, with a strong `ETag`; a matching `If-None-Match` answers 304 without a body.
+/// Answered from this node's cache of rendered products when it can be.
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog",
+    params(("id" = String, Path), ("If-None-Match" = Option<String>, Header, description = "an ETag of an earlier answer")),
+    responses(
+        (status = 200, body = ProductView, headers(("ETag" = String, description = "the tag of this version of the product"))),
+        (status = 304, description = "the product is unchanged since the tag given", headers(("ETag" = String))),
+        (status = 404, body = ErrorBody)))]
+pub async fn get_product(
+    st: Data,
+    req: HttpRequest,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id, "product")?;
-    let Some(cache) = &st.product_cache else {
-        return Ok(HttpResponse::Ok().json(view(st.catalog.get(id).await?)));
-    };
-    // The cache holds the rendered view: a hit skips the database and the rendering.
-    let json = match cache.get(id).await {
-        Some(hit) => hit,
-        None => {
+    let product = st
+        .products
+        .get_or_load(id, || async {
             let view = view(st.catalog.get(id).await?);
-            let json = serde_json::to_string(&view).map_err(|e| ApiError::internal(&e))?;
-            cache.put(id, &json).await;
-            json
-        }
-    };
+            let json = serde_json::to_vec(&view).map_err(|e| ApiError::internal(&e))?;
+            Ok::<_, ApiError>(Rendered::new(json))
+        })
+        .await?;
+    // Stock moves with every order: a client may keep the copy, but asks again before using it.
+    let revalidate = (header::CACHE_CONTROL, "no-cache");
+    let etag = (header::ETAG, product.etag.clone());
+    let unchanged = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| product.matches(v));
+    if unchanged {
+        return Ok(HttpResponse::NotModified()
+            .insert_header(etag)
+            .insert_header(revalidate)
+            .finish());
+    }
     Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(json))
+        .content_type(ContentType::json())
+        .insert_header(etag)
+        .insert_header(revalidate)
+        .body(product.json.clone()))
 }
 
 /// Change some of a product's fields (its merchant or an admin).

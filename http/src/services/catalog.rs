@@ -8,8 +8,7 @@ use mall_db::models::{NewProduct, ProductRow};
 use mall_db::repo::products::{ProductChanges, ProductSort};
 use mall_db::{Db, IdGenerator, clock, money, repo};
 
-use super::{Principal, Problems, ServiceError, parse_id};
-use crate::product_cache::ProductCache;
+use super::{Announce, Notice, Principal, Problems, ServiceError, parse_id};
 
 /// Longest product name, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -233,13 +232,14 @@ fn present<T>(problems: &mut Problems, field: &'static str, value: Option<Option
 pub struct Catalog {
     db: Db,
     ids: Arc<IdGenerator>,
-    cache: Option<ProductCache>,
+    notices: Arc<dyn Announce>,
 }
 
 impl Catalog {
-    /// The service over `db`; `cache` (with Redis) forgets a product when it changes.
-    pub fn new(db: Db, ids: Arc<IdGenerator>, cache: Option<ProductCache>) -> Self {
-        Catalog { db, ids, cache }
+    /// The service over `db`; `notices` hears of every change to a product, before it is
+    /// acknowledged, so that every node's cached copy is forgotten.
+    pub fn new(db: Db, ids: Arc<IdGenerator>, notices: Arc<dyn Announce>) -> Self {
+        Catalog { db, ids, notices }
     }
 
     /// A new product; `merchant_id` is its merchant.
@@ -381,7 +381,7 @@ impl Catalog {
                 .await?
                 .ok_or(ServiceError::NotFound("product"))?
         };
-        self.forget_cached(id).await;
+        self.notices.announce(Notice::Products(vec![id])).await;
         tracing::info!(product_id = id, by = caller.user_id, "product changed");
         Ok(changed)
     }
@@ -397,16 +397,9 @@ impl Catalog {
         if !deleted {
             return Err(ServiceError::NotFound("product"));
         }
-        self.forget_cached(id).await;
+        self.notices.announce(Notice::Products(vec![id])).await;
         tracing::info!(product_id = id, by = caller.user_id, "product deleted");
         Ok(())
-    }
-
-    /// Drops the cached copy of a product that just changed.
-    async fn forget_cached(&self, id: i64) {
-        if let Some(cache) = &self.cache {
-            cache.invalidate(&[id]).await;
-        }
     }
 }
 
@@ -595,8 +588,9 @@ mod tests {
         assert_eq!(changes.price_cents, None);
     }
 
-    /// The catalog over `db`, and three accounts to act: two merchants and one more.
-    async fn catalog(db: &TestDatabase) -> (Catalog, [i64; 3]) {
+    /// The catalog over `db` (its notices heard by the last value), and three accounts to act:
+    /// two merchants and one more.
+    async fn catalog(db: &TestDatabase) -> (Catalog, [i64; 3], Arc<Heard>) {
         let pool = pool(db).await;
         let ids = Arc::new(IdGenerator::new(1));
         let accounts = Accounts::new(
@@ -610,7 +604,8 @@ mod tests {
         for (slot, name) in users.iter_mut().zip(["merchant", "other", "admin"]) {
             *slot = user(&accounts, name).await;
         }
-        (Catalog::new(pool, ids, None), users)
+        let heard = Arc::new(Heard::default());
+        (Catalog::new(pool, ids, heard.clone()), users, heard)
     }
 
     #[tokio::test]
@@ -618,7 +613,7 @@ mod tests {
         on_both(
             async |db| db,
             async |db: TestDatabase| {
-                let (catalog, [merchant, other, admin]) = catalog(&db).await;
+                let (catalog, [merchant, other, admin], heard) = catalog(&db).await;
                 let (merchant, other, admin) = (
                     Principal {
                         user_id: merchant,
@@ -670,10 +665,14 @@ mod tests {
                     same.version, changed.version,
                     "an empty change writes nothing"
                 );
+                // Every change, and only a change, tells the caches to forget the product.
+                let told = vec![Notice::Products(vec![id]); 2];
+                assert_eq!(heard.all(), told);
 
                 let refused = catalog.delete(other, id).await;
                 assert!(matches!(refused, Err(ServiceError::Forbidden(_))));
                 catalog.delete(merchant, id).await.unwrap();
+                assert_eq!(heard.all().len(), 3, "the delete is announced");
                 for gone in [
                     catalog.get(id).await.map(|_| ()),
                     catalog.delete(admin, id).await,
@@ -694,7 +693,7 @@ mod tests {
         on_both(
             async |db| db,
             async |db: TestDatabase| {
-                let (catalog, [seller, ..]) = catalog(&db).await;
+                let (catalog, [seller, ..], _) = catalog(&db).await;
                 let mut ids = Vec::new();
                 for name in ["a", "b", "c"] {
                     let draft = ProductDraft {

@@ -25,8 +25,6 @@ use std::time::Duration;
 use mall_actors::order::OrderError;
 use mall_db::{Db, DbError, IdGenerator};
 
-use crate::product_cache::ProductCache;
-
 /// The four services, wired once at start-up.
 pub struct Services {
     /// Accounts.
@@ -42,13 +40,12 @@ pub struct Services {
 impl Services {
     /// Wires the services over one database and id generator: refresh tokens live
     /// `refresh_ttl`, closed accounts' orders end through `orders`, `notices` hears of every
-    /// change to accounts and roles, `check_rule` is the policy's check of a permission.
+    /// change to accounts, roles and products, `check_rule` is the policy's check of a permission.
     pub fn new(
         db: &Db,
         ids: &Arc<IdGenerator>,
         refresh_ttl: Duration,
         orders: Arc<dyn accounts::PendingOrders>,
-        cache: Option<ProductCache>,
         notices: Arc<dyn Announce>,
         check_rule: roles::RuleCheck,
     ) -> Services {
@@ -69,8 +66,8 @@ impl Services {
                 sessions::Sessions::system_clock(),
                 Arc::clone(&notices),
             ),
-            roles: roles::Roles::new(db.clone(), check_rule, notices),
-            catalog: catalog::Catalog::new(db.clone(), Arc::clone(ids), cache),
+            roles: roles::Roles::new(db.clone(), check_rule, Arc::clone(&notices)),
+            catalog: catalog::Catalog::new(db.clone(), Arc::clone(ids), notices),
         }
     }
 }
@@ -142,8 +139,9 @@ pub struct Principal {
     pub admin: bool,
 }
 
-/// What changed about accounts or the policy, so that the caches trusting the old state forget it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What changed about accounts, the policy or the catalog, so that the caches trusting the old
+/// state forget it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     /// One user's account, roles or logins.
     User(i64),
@@ -151,6 +149,8 @@ pub enum Notice {
     AllUsers,
     /// Roles or permissions.
     Policy,
+    /// These products (their fields or their stock).
+    Products(Vec<i64>),
 }
 
 /// Whoever must hear of a change before the service answers (this node's caches, then the

@@ -30,6 +30,7 @@ mod orders;
 mod outage;
 mod payments;
 mod pg_instance;
+mod product_reads;
 mod rbac;
 mod redis_instance;
 mod resilience;
