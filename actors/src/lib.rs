@@ -8,6 +8,7 @@ pub mod cart;
 pub mod checkout;
 pub mod cluster;
 pub mod deps;
+pub mod fresh;
 pub mod order;
 pub mod payment;
 pub mod placement;

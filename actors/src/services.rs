@@ -8,6 +8,7 @@ use std::time::Duration;
 use mall_db::{Db, IdGenerator};
 
 use crate::cart::CartHandle;
+use crate::cart::prices::Prices;
 use crate::checkout::Checkout;
 use crate::cluster::Ownership;
 use crate::deps::{Deps, OutcomeMetrics, StockHook};
@@ -27,6 +28,8 @@ pub struct ServicesConfig {
     pub order_timeout: Duration,
     /// A payment session's deadline after opening (`payment.session_timeout_secs`).
     pub session_timeout: Duration,
+    /// The price list carts are answered with, kept fresh by whoever hears of product changes.
+    pub prices: Arc<Prices>,
 }
 
 /// The running services; cheap to clone.
@@ -60,6 +63,7 @@ impl Services {
             db.clone(),
             placer.clone(),
             Arc::clone(&ownership),
+            config.prices,
             config.runtime.clone(),
             &runtime_metrics,
         );

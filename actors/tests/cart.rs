@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
+use mall_actors::cart::prices::{self, Prices};
 use mall_actors::cart::{CartCmd, CartError, CartHandle, CartOp, CartView};
 use mall_actors::cluster::ownership::OwnershipMetrics;
 use mall_actors::cluster::{NotOwner, Ownership};
@@ -210,6 +211,8 @@ fn clustered() -> Arc<Ownership> {
 /// A cart registry with a metrics registry of its own.
 struct Node {
     carts: CartHandle,
+    /// The price list its carts answer with (the HTTP layer forgets changed products in it).
+    prices: Arc<Prices>,
     metrics: prometheus::Registry,
 }
 
@@ -224,8 +227,17 @@ impl Node {
         let runtime = RuntimeMetrics::new(&metrics).expect("metrics register");
         let placer = Placer::start(db.clone(), PlacementConfig::default(), &metrics)
             .expect("metrics register");
+        let prices = Arc::new(prices::prices(1 << 20, Duration::from_secs(60)));
         Node {
-            carts: CartHandle::start_owned(db, placer, ownership, config, &runtime),
+            carts: CartHandle::start_owned(
+                db,
+                placer,
+                ownership,
+                Arc::clone(&prices),
+                config,
+                &runtime,
+            ),
+            prices,
             metrics,
         }
     }
@@ -639,6 +651,7 @@ async fn an_order_on_a_node_fenced_off_its_shard_is_not_touched(cx: &Ctx) {
             placement: PlacementConfig::default(),
             order_timeout: Duration::from_secs(900),
             session_timeout: Duration::from_secs(300),
+            prices: Arc::new(prices::prices(1 << 20, Duration::from_secs(60))),
         },
         &prometheus::Registry::new(),
         None,
@@ -746,6 +759,8 @@ async fn deleted_and_unknown_products_cannot_be_added(cx: &Ctx) {
     assert_eq!(before.total_cents, 2 * 300 + 120 + 4 * 50);
     cx.delete_product(gone).await;
     cx.delete_product(also).await;
+    // As the change notice of the deletion does.
+    node.prices.invalidate(&[gone, also]);
 
     assert_eq!(
         node.carts.add_item(user, gone, 1).await,

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use deadpool_redis::redis;
 use futures_util::StreamExt;
+use mall_actors::cart::prices::Prices;
 use mall_db::Db;
 use mall_db::notify::Listener;
 
@@ -36,24 +37,28 @@ fn encode(notice: &Notice) -> String {
         Notice::User(id) => format!("user:{id}"),
         Notice::AllUsers => "users".to_owned(),
         Notice::Policy => "policy".to_owned(),
-        Notice::Products(ids) => {
-            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-            format!("products:{}", ids.join(","))
-        }
+        Notice::Products(ids) => format!("products:{}", join(ids)),
+        Notice::Stock(ids) => format!("stock:{}", join(ids)),
     }
 }
 
+fn join(ids: &[i64]) -> String {
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    ids.join(",")
+}
+
+fn split(ids: &str) -> Option<Vec<i64>> {
+    ids.split(',').map(|id| id.parse().ok()).collect()
+}
+
 fn decode(s: &str) -> Option<Notice> {
-    match s {
-        "users" => Some(Notice::AllUsers),
-        "policy" => Some(Notice::Policy),
-        _ => {
-            if let Some(ids) = s.strip_prefix("products:") {
-                let ids: Result<Vec<i64>, _> = ids.split(',').map(str::parse).collect();
-                return ids.ok().map(Notice::Products);
-            }
-            s.strip_prefix("user:")?.parse().ok().map(Notice::User)
-        }
+    match s.split_once(':') {
+        None if s == "users" => Some(Notice::AllUsers),
+        None if s == "policy" => Some(Notice::Policy),
+        Some(("user", id)) => id.parse().ok().map(Notice::User),
+        Some(("products", ids)) => split(ids).map(Notice::Products),
+        Some(("stock", ids)) => split(ids).map(Notice::Stock),
+        _ => None,
     }
 }
 
@@ -152,6 +157,7 @@ pub struct Notifier {
     cache: Arc<AuthCache>,
     policy: Arc<PolicyStore>,
     products: Arc<ProductCache>,
+    prices: Arc<Prices>,
     bus: Bus,
 }
 
@@ -161,12 +167,14 @@ impl Notifier {
         cache: Arc<AuthCache>,
         policy: Arc<PolicyStore>,
         products: Arc<ProductCache>,
+        prices: Arc<Prices>,
         bus: Bus,
     ) -> Self {
         Notifier {
             cache,
             policy,
             products,
+            prices,
             bus,
         }
     }
@@ -181,7 +189,11 @@ impl Notifier {
                     tracing::warn!(error = %e, "policy reload after a notice failed; the poll will retry");
                 }
             }
-            Notice::Products(ids) => self.products.invalidate(ids),
+            Notice::Products(ids) => {
+                self.products.invalidate(ids);
+                self.prices.invalidate(ids);
+            }
+            Notice::Stock(ids) => self.products.invalidate(ids),
         }
     }
 
@@ -192,6 +204,10 @@ impl Notifier {
                 .chunks(IDS_PER_NOTICE)
                 .map(|chunk| encode(&Notice::Products(chunk.to_vec())))
                 .collect(),
+            Notice::Stock(ids) => ids
+                .chunks(IDS_PER_NOTICE)
+                .map(|chunk| encode(&Notice::Stock(chunk.to_vec())))
+                .collect(),
             other => vec![encode(other)],
         };
         for payload in payloads {
@@ -201,13 +217,13 @@ impl Notifier {
         }
     }
 
-    /// Products `ids` changed (an order took or returned their stock): forgets them here at
-    /// once, before the caller answers, and tells the other nodes in the background. For
-    /// callers that cannot wait.
-    pub fn products_changed(self: &Arc<Self>, ids: Vec<i64>) {
+    /// An order took or returned the stock of products `ids`: forgets their rendered copies
+    /// here at once, before the caller answers, and tells the other nodes in the background.
+    /// For callers that cannot wait.
+    pub fn stock_changed(self: &Arc<Self>, ids: Vec<i64>) {
         self.products.invalidate(&ids);
         let me = Arc::clone(self);
-        actix_web::rt::spawn(async move { me.publish(&Notice::Products(ids)).await });
+        actix_web::rt::spawn(async move { me.publish(&Notice::Stock(ids)).await });
     }
 
     /// Listens for other nodes' notices until the process ends, reconnecting after failures.
@@ -262,6 +278,7 @@ mod tests {
             Notice::Policy,
             Notice::Products(vec![7]),
             Notice::Products(vec![1, 9_007_199_254_740_993]),
+            Notice::Stock(vec![3, 4]),
         ] {
             assert_eq!(decode(&encode(&n)), Some(n));
         }
@@ -269,6 +286,8 @@ mod tests {
         assert_eq!(decode("flush"), None);
         assert_eq!(decode("products:"), None);
         assert_eq!(decode("products:1,x"), None);
+        assert_eq!(decode("stock:"), None);
+        assert_eq!(decode("users:1"), None);
     }
 
     #[test]

@@ -162,10 +162,12 @@ impl AppState {
                 .map_err(|e| StartupError::Other(format!("redis.url: {e}")))?;
             Some(Arc::new(r))
         };
-        let products = Arc::new(crate::product_cache::ProductCache::new(
+        let (cache_bytes, cache_ttl) = (
             config.catalog.cache_max_mb.saturating_mul(1 << 20),
             Duration::from_millis(config.catalog.cache_ttl_ms),
-        ));
+        );
+        let products = Arc::new(crate::product_cache::product_cache(cache_bytes, cache_ttl));
+        let prices = Arc::new(mall_actors::cart::prices::prices(cache_bytes, cache_ttl));
         let auth_cache = Arc::new(AuthCache::new(AUTH_CACHE_TTL));
         let bus = match (&redis, db.backend()) {
             (Some(redis), _) => crate::notices::Bus::Redis {
@@ -182,11 +184,12 @@ impl AppState {
             Arc::clone(&auth_cache),
             Arc::clone(&policy),
             Arc::clone(&products),
+            Arc::clone(&prices),
             bus,
         ));
         let on_stock_change: mall_actors::deps::StockHook = {
             let notifier = Arc::clone(&notifier);
-            Arc::new(move |ids: Vec<i64>| notifier.products_changed(ids))
+            Arc::new(move |ids: Vec<i64>| notifier.stock_changed(ids))
         };
         let ids = Arc::new(IdGenerator::random_node());
         // Before anything mints: in a cluster this claims the node number ids carry.
@@ -209,6 +212,7 @@ impl AppState {
                 placement: config.placement(),
                 order_timeout: Duration::from_secs(config.order.payment_timeout_secs),
                 session_timeout: Duration::from_secs(config.payment.session_timeout_secs),
+                prices,
             },
             &metrics.registry,
             Some(on_stock_change),

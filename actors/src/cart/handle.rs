@@ -1,12 +1,10 @@
 //! `CartHandle`: what the HTTP layer calls. It routes each operation to the user's cart actor
 //! and prices the answer at current product prices.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use time::PrimitiveDateTime;
 
-use mall_db::repo::carts;
 use mall_db::{Db, money};
 
 use mall_db::repo::placements::Placed;
@@ -14,6 +12,7 @@ use mall_db::repo::placements::Placed;
 use super::actor::{Cart, CartDeps};
 use super::error::{CartError, CheckoutError};
 use super::messages::{CartAnswer, CartCmd, CheckOut};
+use super::prices::{self, Prices};
 use super::state::{CartOp, CartState};
 use crate::cluster::Ownership;
 use crate::placement::Placer;
@@ -54,25 +53,30 @@ pub struct CartView {
 pub struct CartHandle {
     registry: Arc<Registry<Host<Cart>>>,
     db: Db,
+    prices: Arc<Prices>,
 }
 
 impl CartHandle {
     /// Starts the cart registry (inside an actix `System`) and its passivation timer; checkouts
-    /// place their orders through `placer`.
+    /// place their orders through `placer`. Its price list is its own: nothing else changes the
+    /// products (a benchmark's or a test's single node).
     pub fn start(
         db: Db,
         placer: Placer,
         config: RuntimeConfig,
         metrics: &RuntimeMetrics,
     ) -> CartHandle {
-        Self::start_owned(db, placer, Ownership::single(1), config, metrics)
+        let prices = Arc::new(prices::prices(1 << 24, std::time::Duration::from_secs(5)));
+        Self::start_owned(db, placer, Ownership::single(1), prices, config, metrics)
     }
 
-    /// [`CartHandle::start`] for a node that owns the shards `ownership` says (a cluster node).
+    /// [`CartHandle::start`] for a node that owns the shards `ownership` says (a cluster node),
+    /// answering from `prices`, which whoever hears of product changes keeps fresh.
     pub fn start_owned(
         db: Db,
         placer: Placer,
         ownership: Arc<Ownership>,
+        prices: Arc<Prices>,
         config: RuntimeConfig,
         metrics: &RuntimeMetrics,
     ) -> CartHandle {
@@ -83,7 +87,11 @@ impl CartHandle {
         };
         let registry = Registry::new(deps, config, metrics);
         registry.spawn_passivator();
-        CartHandle { registry, db }
+        CartHandle {
+            registry,
+            db,
+            prices,
+        }
     }
 
     /// The registry (for tests and operations).
@@ -176,26 +184,17 @@ impl CartHandle {
 
     async fn price(&self, state: CartState) -> Result<CartView, CartError> {
         let ids: Vec<i64> = state.lines.iter().map(|l| l.product_id).collect();
-        let products: HashMap<i64, (String, i64, bool)> = if ids.is_empty() {
-            HashMap::new()
-        } else {
-            let mut conn = self.db.read().await?;
-            carts::line_products(&mut conn, &ids)
-                .await?
-                .into_iter()
-                .map(|(id, name, price, deleted)| (id, (name, price, deleted)))
-                .collect()
-        };
+        let products = prices::lookup(&self.prices, &self.db, &ids).await?;
         let overflow = |e: money::Overflow| CartError::Internal(e.to_string());
         let items = state
             .lines
             .iter()
             .map(|l| {
-                let (name, price, deleted) =
-                    products
-                        .get(&l.product_id)
-                        .cloned()
-                        .unwrap_or((String::new(), 0, true));
+                let (name, price, deleted) = products
+                    .get(&l.product_id)
+                    .map_or((String::new(), 0, true), |p| {
+                        (p.name.clone(), p.price_cents, p.deleted)
+                    });
                 Ok(CartLineView {
                     product_id: l.product_id,
                     name,

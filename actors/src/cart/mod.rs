@@ -4,6 +4,7 @@ pub mod actor;
 pub mod error;
 pub mod handle;
 pub mod messages;
+pub mod prices;
 pub mod state;
 
 pub use error::CartError;

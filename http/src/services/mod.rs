@@ -149,8 +149,10 @@ pub enum Notice {
     AllUsers,
     /// Roles or permissions.
     Policy,
-    /// These products (their fields or their stock).
+    /// These products' fields (name, price, stock, deletion...).
     Products(Vec<i64>),
+    /// Only these products' stock (an order took or returned it): prices are unchanged.
+    Stock(Vec<i64>),
 }
 
 /// Whoever must hear of a change before the service answers (this node's caches, then the

@@ -128,16 +128,40 @@ async fn the_other_node_hears_of_every_change(a: &Server, b: &Server) {
         304,
         "B serves its copy"
     );
-
-    a.patch(&path(&p), Some(&admin), &json!({"name": "Renamed kettle"}))
+    // B's carts are priced from B's price list.
+    let shopper = b.new_user("notice-shopper").await;
+    let cart = b
+        .post(
+            "/api/v1/cart/items",
+            Some(shopper.access()),
+            &json!({"product_id": p, "quantity": 2}),
+        )
         .await
         .expect(200);
+    assert_eq!(cart["total_cents"], 2_000);
+
+    a.patch(
+        &path(&p),
+        Some(&admin),
+        &json!({"name": "Renamed kettle", "price_cents": 1_100}),
+    )
+    .await
+    .expect(200);
     let (seen, took) = eventually(Duration::from_secs(10), || async {
         fetch(b, &p).await.0["name"] == "Renamed kettle"
     })
     .await;
     assert!(seen, "the other node never saw the change");
     assert!(took < Duration::from_secs(5), "took {took:?}: not a notice");
+    let (repriced, _) = eventually(Duration::from_secs(5), || async {
+        let cart = b
+            .get("/api/v1/cart", Some(shopper.access()))
+            .await
+            .expect(200);
+        cart["total_cents"] == 2_200
+    })
+    .await;
+    assert!(repriced, "the other node's cart kept the old price");
 
     let buyer = a.new_user("notice-buyer").await;
     place_order(a, buyer.access(), &[(&p, 4)]).await;
