@@ -158,7 +158,10 @@ mod tests {
 
     use super::*;
 
-    #[expect(clippy::ptr_arg, reason = "a weigher takes a reference to the cached type")]
+    #[expect(
+        clippy::ptr_arg,
+        reason = "a weigher takes a reference to the cached type"
+    )]
     fn weigh(v: &String) -> u32 {
         v.len() as u32
     }

@@ -4,9 +4,11 @@
 use futures_util::future::join_all;
 use mall_db::Db;
 use mall_db::clock;
-use mall_db::repo::carts::{self, WriteOutcome};
+use mall_db::models::NewProduct;
+use mall_db::repo::carts::{self, LineWrite, StoredLine, WriteOutcome};
+use mall_db::repo::products;
 
-use crate::common::{add_user, rd, wr};
+use crate::common::{add_user, next_id, rd, wr};
 
 on_both_backends!(a_cart_is_created_once_then_written_at_its_version);
 
@@ -69,4 +71,72 @@ async fn two_writers_on_one_sqlite_file_create_carts() {
         })
         .collect();
     assert!(failed.is_empty(), "creations failed: {failed:?}");
+}
+
+on_both_backends!(a_line_is_upserted_at_the_carts_version_and_only_for_a_live_product);
+
+/// The commonest write, one upserted line (a single statement on PostgreSQL): it bumps the
+/// version, is refused at a stale version, and writes nothing for a deleted product.
+async fn a_line_is_upserted_at_the_carts_version_and_only_for_a_live_product(db: &Db) {
+    let user = add_user(db, "cart-line@example.com", &[]).await.id;
+    let kettle = add_product(db, user, "kettle").await;
+    let lamp = add_product(db, user, "lamp").await;
+    let upsert = |product_id: i64, quantity: i32, position: i64, version: i64| async move {
+        let line = StoredLine {
+            product_id,
+            quantity,
+            position,
+        };
+        carts::write(
+            &mut wr(db).await,
+            user,
+            Some(version),
+            &[LineWrite::Upsert(line)],
+            clock::now(),
+        )
+        .await
+        .expect("cart write")
+    };
+    assert_eq!(write(db, user, None).await, WriteOutcome::Written(1));
+    assert_eq!(upsert(kettle, 2, 0, 1).await, WriteOutcome::Written(2));
+    assert_eq!(upsert(kettle, 5, 0, 2).await, WriteOutcome::Written(3));
+    assert_eq!(upsert(lamp, 1, 1, 2).await, WriteOutcome::Conflict, "stale");
+    assert_eq!(upsert(lamp, 1, 1, 3).await, WriteOutcome::Written(4));
+    products::soft_delete(&mut wr(db).await, lamp, clock::now())
+        .await
+        .expect("deleted");
+    assert_eq!(upsert(lamp, 3, 1, 4).await, WriteOutcome::ProductGone(lamp));
+    let unknown = next_id();
+    assert_eq!(
+        upsert(unknown, 1, 2, 4).await,
+        WriteOutcome::ProductGone(unknown)
+    );
+    let stored = carts::load(&mut rd(db).await, user).await.unwrap().unwrap();
+    assert_eq!(stored.version, 4, "refused writes change nothing");
+    let lines: Vec<(i64, i32)> = stored
+        .lines
+        .iter()
+        .map(|l| (l.product_id, l.quantity))
+        .collect();
+    assert_eq!(lines, [(kettle, 5), (lamp, 1)]);
+}
+
+async fn add_product(db: &Db, merchant: i64, name: &str) -> i64 {
+    let now = clock::now();
+    let p = NewProduct {
+        id: next_id(),
+        merchant_id: merchant,
+        name: name.to_owned(),
+        description: String::new(),
+        price_cents: 100,
+        stock: 10,
+        image_url: None,
+        created_at: now,
+        updated_at: now,
+    };
+    products::insert(&mut wr(db).await, p, &[])
+        .await
+        .expect("product inserted")
+        .0
+        .id
 }
