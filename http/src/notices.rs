@@ -12,7 +12,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool_redis::redis;
@@ -20,6 +20,7 @@ use futures_util::StreamExt;
 use mall_actors::cart::prices::Prices;
 use mall_db::Db;
 use mall_db::notify::Listener;
+use tokio::sync::mpsc;
 
 use crate::auth::PolicyStore;
 use crate::auth::cache::AuthCache;
@@ -158,7 +159,9 @@ pub struct Notifier {
     policy: Arc<PolicyStore>,
     products: Arc<ProductCache>,
     prices: Arc<Prices>,
-    bus: Bus,
+    bus: Arc<Bus>,
+    /// Stock changes waiting to be published, started with the first one.
+    stock_queue: OnceLock<mpsc::UnboundedSender<Vec<i64>>>,
 }
 
 impl Notifier {
@@ -175,7 +178,8 @@ impl Notifier {
             policy,
             products,
             prices,
-            bus,
+            bus: Arc::new(bus),
+            stock_queue: OnceLock::new(),
         }
     }
 
@@ -197,39 +201,39 @@ impl Notifier {
         }
     }
 
-    /// Tells the other nodes (best effort: a lost notice is bounded by the caches' lifetimes).
-    async fn publish(&self, notice: &Notice) {
-        let payloads = match notice {
-            Notice::Products(ids) => ids
-                .chunks(IDS_PER_NOTICE)
-                .map(|chunk| encode(&Notice::Products(chunk.to_vec())))
-                .collect(),
-            Notice::Stock(ids) => ids
-                .chunks(IDS_PER_NOTICE)
-                .map(|chunk| encode(&Notice::Stock(chunk.to_vec())))
-                .collect(),
-            other => vec![encode(other)],
-        };
-        for payload in payloads {
-            if let Err(e) = self.bus.publish(payload).await {
-                tracing::debug!(error = %e, bus = self.bus.name(), "change notice not published; other nodes catch up by expiry");
-            }
-        }
-    }
-
     /// An order took or returned the stock of products `ids`: forgets their rendered copies
     /// here at once, before the caller answers, and tells the other nodes in the background.
-    /// For callers that cannot wait.
-    pub fn stock_changed(self: &Arc<Self>, ids: Vec<i64>) {
+    /// For callers that cannot wait. Every order changes stock, so the changes are queued and
+    /// whatever queued while one notice was being sent goes out as the next one: under load a
+    /// notice carries many orders' products instead of costing a round trip per order.
+    pub fn stock_changed(&self, ids: Vec<i64>) {
         self.products.invalidate(&ids);
-        let me = Arc::clone(self);
-        actix_web::rt::spawn(async move { me.publish(&Notice::Stock(ids)).await });
+        if matches!(*self.bus, Bus::Local) {
+            return;
+        }
+        let queue = self.stock_queue.get_or_init(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Vec<i64>>();
+            let bus = Arc::clone(&self.bus);
+            actix_web::rt::spawn(async move {
+                while let Some(mut ids) = rx.recv().await {
+                    while let Ok(more) = rx.try_recv() {
+                        ids.extend(more);
+                    }
+                    ids.sort_unstable();
+                    ids.dedup();
+                    publish(&bus, &Notice::Stock(ids)).await;
+                }
+            });
+            tx
+        });
+        // The receiver lives as long as the runtime; once it is gone there is nobody to tell.
+        let _ = queue.send(ids);
     }
 
     /// Listens for other nodes' notices until the process ends, reconnecting after failures.
     /// With no bus there is nothing to listen to.
     pub fn spawn_listener(self: &Arc<Self>) {
-        if matches!(self.bus, Bus::Local) {
+        if matches!(*self.bus, Bus::Local) {
             return;
         }
         let me = Arc::clone(self);
@@ -261,8 +265,29 @@ impl Announce for Notifier {
     fn announce(&self, notice: Notice) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async move {
             self.apply(&notice).await;
-            self.publish(&notice).await;
+            publish(&self.bus, &notice).await;
         })
+    }
+}
+
+/// Tells the other nodes over `bus` (best effort: a lost notice is bounded by the caches'
+/// lifetimes). A long list of products goes as several notices.
+async fn publish(bus: &Bus, notice: &Notice) {
+    let payloads = match notice {
+        Notice::Products(ids) => ids
+            .chunks(IDS_PER_NOTICE)
+            .map(|chunk| encode(&Notice::Products(chunk.to_vec())))
+            .collect(),
+        Notice::Stock(ids) => ids
+            .chunks(IDS_PER_NOTICE)
+            .map(|chunk| encode(&Notice::Stock(chunk.to_vec())))
+            .collect(),
+        other => vec![encode(other)],
+    };
+    for payload in payloads {
+        if let Err(e) = bus.publish(payload).await {
+            tracing::debug!(error = %e, bus = bus.name(), "change notice not published; other nodes catch up by expiry");
+        }
     }
 }
 
