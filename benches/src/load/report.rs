@@ -61,6 +61,12 @@ pub struct Recorder {
     pub counters: BTreeMap<&'static str, u64>,
     /// Attempts by target index.
     pub targets: BTreeMap<usize, TargetCount>,
+    /// Open loop only: each arrival's latency from its scheduled start to its end, in
+    /// microseconds.
+    pub arrivals_us: Vec<u64>,
+    /// Open loop only: each arrival's lateness, from its scheduled start to its first request
+    /// going out, in microseconds (the load generator's own delay; it counts in the latency).
+    pub start_lags_us: Vec<u64>,
 }
 
 impl Recorder {
@@ -81,8 +87,7 @@ impl Recorder {
             }
         }
         let rec = self.ops.entry(op).or_default();
-        rec.latencies_us
-            .push(u64::try_from(reply.latency.as_micros()).unwrap_or(u64::MAX));
+        rec.latencies_us.push(micros(reply.latency));
         rec.failovers += reply.failovers();
         rec.retried_503 += reply.retried_503();
         if reply.ok() {
@@ -108,6 +113,13 @@ impl Recorder {
         self.record(op, reply, |_, _| false);
     }
 
+    /// Records an open-loop arrival: its latency from the scheduled start, and how late it
+    /// started.
+    pub fn record_arrival(&mut self, latency: Duration, start_lag: Duration) {
+        self.arrivals_us.push(micros(latency));
+        self.start_lags_us.push(micros(start_lag));
+    }
+
     /// Adds to a domain count.
     pub fn count(&mut self, name: &'static str, n: u64) {
         *self.counters.entry(name).or_default() += n;
@@ -126,6 +138,8 @@ impl Recorder {
             t.answered += v.answered;
             t.no_answer += v.no_answer;
         }
+        self.arrivals_us.extend(other.arrivals_us);
+        self.start_lags_us.extend(other.start_lags_us);
     }
 
     /// Every operation together.
@@ -136,6 +150,11 @@ impl Recorder {
         }
         all
     }
+}
+
+/// A duration in whole microseconds (saturating).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Latency figures, in milliseconds.
@@ -174,11 +193,28 @@ pub struct Figures {
     pub retried_503: u64,
 }
 
+impl Latency {
+    /// The figures of some latencies in microseconds, in any order.
+    pub fn of(latencies_us: &[u64]) -> Latency {
+        let mut lat = latencies_us.to_vec();
+        lat.sort_unstable();
+        Latency {
+            p50_ms: percentile_ms(&lat, 50.0),
+            p95_ms: percentile_ms(&lat, 95.0),
+            p99_ms: percentile_ms(&lat, 99.0),
+            max_ms: lat.last().map_or(0.0, |&us| us as f64 / 1000.0),
+            mean_ms: if lat.is_empty() {
+                0.0
+            } else {
+                lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1000.0
+            },
+        }
+    }
+}
+
 impl Figures {
     fn of(rec: &OpRecord, elapsed: Duration) -> Figures {
-        let mut lat = rec.latencies_us.clone();
-        lat.sort_unstable();
-        let requests = lat.len() as u64;
+        let requests = rec.latencies_us.len() as u64;
         let secs = elapsed.as_secs_f64();
         Figures {
             requests,
@@ -187,17 +223,7 @@ impl Figures {
             } else {
                 0.0
             },
-            latency: Latency {
-                p50_ms: percentile_ms(&lat, 50.0),
-                p95_ms: percentile_ms(&lat, 95.0),
-                p99_ms: percentile_ms(&lat, 99.0),
-                max_ms: lat.last().map_or(0.0, |&us| us as f64 / 1000.0),
-                mean_ms: if lat.is_empty() {
-                    0.0
-                } else {
-                    lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1000.0
-                },
-            },
+            latency: Latency::of(&rec.latencies_us),
             errors_by_status: rec
                 .errors
                 .iter()
@@ -251,6 +277,64 @@ pub struct ScenarioReport {
     pub counters: BTreeMap<String, u64>,
     /// Per request kind.
     pub operations: Vec<OpReport>,
+    /// With `--rate`: the arrivals, their latency from the scheduled start and those missed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_loop: Option<OpenLoopFigures>,
+}
+
+/// What the open loop (`--rate`) measured of one scenario's arrivals. An arrival is one step of
+/// the scenario (see `mall-load --help`); its latency runs from the moment the schedule said it
+/// starts, not from when its first request went out, so a queue in the mall or in the load
+/// generator shows in it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenLoopFigures {
+    /// The arrival rate asked for, per second.
+    pub rate: f64,
+    /// Arrivals on the schedule.
+    pub scheduled: u64,
+    /// Arrivals started.
+    pub started: u64,
+    /// Arrivals not started because `in_flight_cap` of the scenario's were still in flight
+    /// (every customer busy): missed, and not in the latencies.
+    pub missed: u64,
+    /// The most arrivals of the scenario in flight at once.
+    pub in_flight_cap: usize,
+    /// Started arrivals per second of the schedule's length.
+    pub achieved_rate: f64,
+    /// From each started arrival's scheduled start to its end.
+    pub latency: Latency,
+    /// From each started arrival's scheduled start to its first request going out.
+    pub start_lag: Latency,
+}
+
+impl OpenLoopFigures {
+    /// The figures of `rec`'s arrivals, for a schedule of `scheduled` arrivals at `rate` per
+    /// second over `length`, of which `missed` found no free customer.
+    pub fn new(
+        rec: &Recorder,
+        rate: f64,
+        scheduled: u64,
+        missed: u64,
+        in_flight_cap: usize,
+        length: Duration,
+    ) -> OpenLoopFigures {
+        let started = rec.arrivals_us.len() as u64;
+        let secs = length.as_secs_f64();
+        OpenLoopFigures {
+            rate,
+            scheduled,
+            started,
+            missed,
+            in_flight_cap,
+            achieved_rate: if secs > 0.0 {
+                started as f64 / secs
+            } else {
+                0.0
+            },
+            latency: Latency::of(&rec.arrivals_us),
+            start_lag: Latency::of(&rec.start_lags_us),
+        }
+    }
 }
 
 impl ScenarioReport {
@@ -274,6 +358,7 @@ impl ScenarioReport {
                     figures: Figures::of(r, elapsed),
                 })
                 .collect(),
+            open_loop: None,
         }
     }
 }
@@ -315,6 +400,10 @@ pub struct Parameters {
     pub mode: String,
     /// Seconds of load (per scenario when sequential).
     pub duration_secs: f64,
+    /// With `--rate`: arrivals per second of each scenario (open loop); `concurrency` is then
+    /// the cap on arrivals in flight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
     /// Virtual clients.
     pub concurrency: usize,
     /// Customers seeded.
@@ -483,6 +572,67 @@ pub fn table(scenarios: &[ScenarioReport]) -> String {
                 &op.figures,
             );
         }
+    }
+    out
+}
+
+/// The open-loop table: per scenario, the arrivals scheduled, started and missed, and their
+/// latency from the scheduled start. Empty when no scenario ran open loop.
+pub fn open_table(scenarios: &[ScenarioReport]) -> String {
+    let mut out = String::new();
+    let open: Vec<(&str, &OpenLoopFigures)> = scenarios
+        .iter()
+        .filter_map(|s| s.open_loop.as_ref().map(|o| (s.scenario.as_str(), o)))
+        .collect();
+    if open.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "open loop: arrivals, latency from each one's scheduled start (ms)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<12} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>11}",
+        "scenario",
+        "rate/s",
+        "scheduled",
+        "started",
+        "missed",
+        "done/s",
+        "p50",
+        "p95",
+        "p99",
+        "max",
+        "lag p99"
+    );
+    for (name, o) in open {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>9.1} {:>9} {:>9} {:>8} {:>9.1} {:>8} {:>8} {:>8} {:>9} {:>11}",
+            name,
+            o.rate,
+            o.scheduled,
+            o.started,
+            o.missed,
+            o.achieved_rate,
+            ms(o.latency.p50_ms),
+            ms(o.latency.p95_ms),
+            ms(o.latency.p99_ms),
+            ms(o.latency.max_ms),
+            ms(o.start_lag.p99_ms),
+        );
+    }
+    let missed: u64 = scenarios
+        .iter()
+        .filter_map(|s| s.open_loop.as_ref())
+        .map(|o| o.missed)
+        .sum();
+    if missed > 0 {
+        let _ = writeln!(
+            out,
+            "note: {missed} arrivals were missed: every customer of their scenario was busy (the in-flight cap is --concurrency); they are not in the latencies, and the rate was not reached"
+        );
     }
     out
 }
