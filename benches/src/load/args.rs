@@ -147,7 +147,8 @@ OPTIONS:
                             never queued. The per-request rows keep each request's own time
                             from send to answer; the open-loop table has the arrivals'
                             latency from their scheduled start, their lateness in starting
-                            (lag: the load generator's own), and the missed
+                            (lag: the load generator's own) and the missed; where an
+                            arrival is one request, also per request kind
     --users N               customers to register [default and minimum: the clients that
                             need one, i.e. every cart, checkout and flash-sale client]
     --products N            products to create, each with 1000000 in stock [default: 200]

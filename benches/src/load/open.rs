@@ -205,9 +205,9 @@ async fn drive(
         start,
         |mut client, scheduled| async move {
             let began = Instant::now();
-            client.step().await;
+            let op = client.step().await;
             let (latency, lag) = measured(scheduled, began, Instant::now());
-            client.recorder().record_arrival(latency, lag);
+            client.recorder().record_arrival(op, latency, lag);
             client
         },
     )

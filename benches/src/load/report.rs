@@ -67,6 +67,9 @@ pub struct Recorder {
     /// Open loop only: each arrival's lateness, from its scheduled start to its first request
     /// going out, in microseconds (the load generator's own delay; it counts in the latency).
     pub start_lags_us: Vec<u64>,
+    /// Open loop only, for arrivals that are one request: their latency from the scheduled
+    /// start by operation, in microseconds.
+    pub arrival_ops_us: BTreeMap<&'static str, Vec<u64>>,
 }
 
 impl Recorder {
@@ -113,11 +116,22 @@ impl Recorder {
         self.record(op, reply, |_, _| false);
     }
 
-    /// Records an open-loop arrival: its latency from the scheduled start, and how late it
-    /// started.
-    pub fn record_arrival(&mut self, latency: Duration, start_lag: Duration) {
+    /// Records an open-loop arrival: its latency from the scheduled start, how late it
+    /// started, and, when it was one request, which operation that was.
+    pub fn record_arrival(
+        &mut self,
+        op: Option<&'static str>,
+        latency: Duration,
+        start_lag: Duration,
+    ) {
         self.arrivals_us.push(micros(latency));
         self.start_lags_us.push(micros(start_lag));
+        if let Some(op) = op {
+            self.arrival_ops_us
+                .entry(op)
+                .or_default()
+                .push(micros(latency));
+        }
     }
 
     /// Adds to a domain count.
@@ -140,6 +154,9 @@ impl Recorder {
         }
         self.arrivals_us.extend(other.arrivals_us);
         self.start_lags_us.extend(other.start_lags_us);
+        for (op, v) in other.arrival_ops_us {
+            self.arrival_ops_us.entry(op).or_default().extend(v);
+        }
     }
 
     /// Every operation together.
@@ -303,8 +320,12 @@ pub struct OpenLoopFigures {
     pub achieved_rate: f64,
     /// From each started arrival's scheduled start to its end.
     pub latency: Latency,
-    /// From each started arrival's scheduled start to its first request going out.
+    /// From each started arrival's scheduled start to its task starting (its first request
+    /// goes out right after).
     pub start_lag: Latency,
+    /// When an arrival is one request (browse, cart, an unpaid flash-sale order): each
+    /// request kind's latency from its scheduled start.
+    pub operations: BTreeMap<String, Latency>,
 }
 
 impl OpenLoopFigures {
@@ -333,6 +354,11 @@ impl OpenLoopFigures {
             },
             latency: Latency::of(&rec.arrivals_us),
             start_lag: Latency::of(&rec.start_lags_us),
+            operations: rec
+                .arrival_ops_us
+                .iter()
+                .map(|(op, v)| ((*op).to_owned(), Latency::of(v)))
+                .collect(),
         }
     }
 }
@@ -622,6 +648,17 @@ pub fn open_table(scenarios: &[ScenarioReport]) -> String {
             ms(o.latency.max_ms),
             ms(o.start_lag.p99_ms),
         );
+        for (op, l) in &o.operations {
+            let _ = writeln!(
+                out,
+                "  {:<59} {:>8} {:>8} {:>8} {:>9}",
+                op,
+                ms(l.p50_ms),
+                ms(l.p95_ms),
+                ms(l.p99_ms),
+                ms(l.max_ms),
+            );
+        }
     }
     let missed: u64 = scenarios
         .iter()
@@ -686,6 +723,54 @@ mod tests {
         assert_eq!(r.figures.latency.max_ms, 8.0);
         assert_eq!(r.counters["orders_placed"], 1);
         assert!(table(&[r]).contains("flash-sale"));
+    }
+
+    #[test]
+    fn open_loop_figures_come_from_the_schedule() {
+        let mut a = Recorder::default();
+        // Two product reads and a search, each one arrival; their request rows keep the
+        // service time, the arrivals' figures the time from the schedule.
+        a.record_plain("GET /products/{id}", &reply(200, "{}", 2));
+        a.record_arrival(
+            Some("GET /products/{id}"),
+            Duration::from_millis(12),
+            Duration::from_millis(10),
+        );
+        a.record_plain("GET /products/{id}", &reply(200, "{}", 3));
+        a.record_arrival(
+            Some("GET /products/{id}"),
+            Duration::from_millis(3),
+            Duration::ZERO,
+        );
+        let mut b = Recorder::default();
+        b.record_plain("GET /products?q=", &reply(200, "{}", 40));
+        b.record_arrival(
+            Some("GET /products?q="),
+            Duration::from_millis(40),
+            Duration::ZERO,
+        );
+        // A purchase: one arrival of several requests, in no request kind's row.
+        b.record_arrival(None, Duration::from_millis(100), Duration::from_millis(1));
+        a.merge(b);
+        let mut r = ScenarioReport::new("browse", 8, Duration::from_secs(1), &a);
+        assert!(r.open_loop.is_none(), "closed loop unless told");
+        assert_eq!(open_table(&[r.clone()]), "");
+        let o = OpenLoopFigures::new(&a, 5.0, 5, 1, 8, Duration::from_secs(1));
+        assert_eq!((o.scheduled, o.started, o.missed), (5, 4, 1));
+        assert_eq!(o.achieved_rate, 4.0);
+        assert_eq!(o.latency.max_ms, 100.0);
+        assert_eq!(o.latency.p50_ms, 12.0);
+        assert_eq!(o.start_lag.max_ms, 10.0);
+        assert_eq!(o.operations["GET /products/{id}"].max_ms, 12.0);
+        assert_eq!(o.operations["GET /products?q="].p50_ms, 40.0);
+        assert_eq!(o.operations.len(), 2);
+        // The request row still says 3 ms: the 10 ms the first one waited to start is not
+        // the server's.
+        assert_eq!(r.operations[0].figures.latency.max_ms, 3.0);
+        r.open_loop = Some(o);
+        let text = open_table(&[r]);
+        assert!(text.contains("1 arrivals were missed"), "{text}");
+        assert!(text.contains("GET /products?q="), "{text}");
     }
 
     #[test]

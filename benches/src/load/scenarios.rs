@@ -306,18 +306,31 @@ impl Client {
 
     /// One open-loop arrival of its scenario: one browse request, one request of the cart
     /// cycle, one whole purchase, or one flash-sale order (with its payment when buyers pay).
-    pub async fn step(&mut self) {
+    /// The operation it was when it was one request, so its latency from the schedule can be
+    /// reported per request kind too.
+    pub async fn step(&mut self) -> Option<&'static str> {
         match self.scenario {
-            Scenario::Browse => self.browse_once().await,
+            Scenario::Browse => Some(self.browse_once().await),
             Scenario::Cart => {
+                let op = match self.cart.next {
+                    CartNext::Add => ADD_ITEM,
+                    CartNext::Set | CartNext::Remove => SET_ITEM,
+                    CartNext::Get => GET_CART,
+                };
                 self.cart_op().await;
+                Some(op)
             }
-            Scenario::Checkout => self.checkout_once().await,
+            Scenario::Checkout => {
+                self.checkout_once().await;
+                None
+            }
             Scenario::FlashSale => {
                 self.flash_once().await;
+                (!self.shared.flash_pay).then_some(PLACE_ORDER)
             }
         }
     }
+
     fn running(&self) -> bool {
         Instant::now() < self.deadline
     }
@@ -358,8 +371,8 @@ impl Client {
         }
     }
 
-    /// 60 % one product, 20 % a page of the list, 20 % a search.
-    async fn browse_once(&mut self) {
+    /// 60 % one product, 20 % a page of the list, 20 % a search; the operation it was.
+    async fn browse_once(&mut self) -> &'static str {
         const SORTS: [&str; 3] = ["newest", "price_asc", "price_desc"];
         let roll = self.rng.random_range(0..100);
         if roll < 60 {
@@ -374,17 +387,20 @@ impl Client {
                 .get(&format!("/api/v1/products/{id}"), None)
                 .await;
             self.rec.record_plain(GET_PRODUCT, &r);
+            GET_PRODUCT
         } else if roll < 80 {
             let page = self.rng.random_range(1..=5);
             let sort = SORTS[self.rng.random_range(0..SORTS.len())];
             let path = format!("/api/v1/products?page={page}&page_size=20&sort={sort}");
             let r = self.api().get(&path, None).await;
             self.rec.record_plain(LIST_PRODUCTS, &r);
+            LIST_PRODUCTS
         } else {
             let word = WORDS[self.rng.random_range(0..WORDS.len())];
             let path = format!("/api/v1/products?q={word}&page_size=20");
             let r = self.api().get(&path, None).await;
             self.rec.record_plain(SEARCH_PRODUCTS, &r);
+            SEARCH_PRODUCTS
         }
     }
 
