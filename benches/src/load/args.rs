@@ -27,8 +27,13 @@ pub struct Options {
     pub sequential: bool,
     /// How long the load lasts (per scenario when sequential).
     pub duration: Duration,
-    /// Virtual clients (tokio tasks), in total.
+    /// Virtual clients (tokio tasks), in total; with `rate`, the customers the arrivals borrow,
+    /// so the cap on arrivals in flight (split between the scenarios alike).
     pub concurrency: usize,
+    /// Open loop: arrivals per second of each scenario, started on schedule whether or not the
+    /// earlier ones ended. `None`: the closed loop (each client sends its next step when its
+    /// last one is answered).
+    pub rate: Option<f64>,
     /// Customers to register; raised to the number of clients that need one of their own.
     pub users: usize,
     /// Ordinary products to create (with plenty of stock).
@@ -59,6 +64,7 @@ impl Default for Options {
             sequential: false,
             duration: Duration::from_secs(10),
             concurrency: 32,
+            rate: None,
             users: 0,
             products: 200,
             flash_stock: 200,
@@ -127,7 +133,22 @@ OPTIONS:
     --sequential            run the scenarios one after another, each for --duration with
                             every client, instead of all at once
     --duration SECS         how long the load lasts (per scenario with --sequential) [default: 10]
-    --concurrency N         virtual clients in total [default: 32]
+    --concurrency N         virtual clients in total [default: 32]; with --rate, the most
+                            arrivals in flight at once (split between the scenarios)
+    --rate N                open loop: N arrivals per second of each scenario, each started
+                            at its scheduled time whether or not the earlier ones ended, its
+                            latency measured from that time (so a queue cannot hide behind
+                            clients that wait). An arrival is one step: browse one request,
+                            cart one request of the add/set/read cycle, checkout one whole
+                            purchase (cart adds and POST /checkout), flash-sale one order
+                            (with its payment unless --no-flash-pay). Each borrows a customer
+                            (browse: a client) for its length; one that finds all of its
+                            scenario's --concurrency busy is missed: counted and reported,
+                            never queued. The per-request rows keep each request's own time
+                            from send to answer; the open-loop table has the arrivals'
+                            latency from their scheduled start, their lateness in starting
+                            (lag: the load generator's own) and the missed; where an
+                            arrival is one request, also per request kind
     --users N               customers to register [default and minimum: the clients that
                             need one, i.e. every cart, checkout and flash-sale client]
     --products N            products to create, each with 1000000 in stock [default: 200]
@@ -190,6 +211,7 @@ where
                 o.duration = Duration::from_secs_f64(positive_f64(&name, &value(&name)?)?)
             }
             "--concurrency" => o.concurrency = positive(&name, &value(&name)?)?,
+            "--rate" => o.rate = Some(rate(&name, &value(&name)?)?),
             "--users" => users = Some(number(&name, &value(&name)?)?),
             "--products" => o.products = positive(&name, &value(&name)?)?,
             "--flash-stock" => o.flash_stock = number(&name, &value(&name)?)? as i64,
@@ -295,6 +317,16 @@ fn positive(name: &str, v: &str) -> Result<usize, String> {
     }
 }
 
+/// Arrivals per second: positive, and at most a million (a schedule the timer can follow).
+fn rate(name: &str, v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x <= 1e6 => Ok(x),
+        _ => Err(format!(
+            "{name} wants arrivals per second, above 0 and at most 1000000, not `{v}`"
+        )),
+    }
+}
+
 fn positive_f64(name: &str, v: &str) -> Result<f64, String> {
     match v.parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 && x < 1e7 => Ok(x),
@@ -336,6 +368,9 @@ mod tests {
         assert_eq!(o.scenarios, vec![Scenario::Browse, Scenario::FlashSale]);
         assert_eq!(o.duration, Duration::from_millis(2500));
         assert_eq!((o.concurrency, o.users, o.flash_pay), (8, 50, false));
+        assert_eq!(o.rate, None, "closed loop unless --rate");
+        assert_eq!(run(&["--rate", "250"]).rate, Some(250.0));
+        assert_eq!(run(&["--rate=0.5"]).rate, Some(0.5));
     }
 
     #[test]
@@ -355,6 +390,12 @@ mod tests {
             &["--targets", "http://a:1,http://a:1/"],
             &["--targets", "http://"],
             &["--url", "http://a:1", "--targets", "http://b:1"],
+            &["--rate", "0"],
+            &["--rate", "-5"],
+            &["--rate", "NaN"],
+            &["--rate", "inf"],
+            &["--rate", "2000000"],
+            &["--rate"],
         ] {
             assert!(parse(bad.iter().map(|s| s.to_string())).is_err(), "{bad:?}");
         }

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod client;
 pub mod invariants;
+pub mod open;
 pub mod report;
 pub mod retry;
 pub mod scenarios;
@@ -22,7 +23,7 @@ use tokio::task::JoinSet;
 
 use args::Options;
 use client::Api;
-use report::{Parameters, Report, ScenarioReport, SeedReport};
+use report::{OpenLoopFigures, Parameters, Report, ScenarioReport, SeedReport};
 use scenarios::{ClientPlan, Scenario, ScenarioOutput, Shared};
 
 /// Exit status when an invariant failed.
@@ -109,8 +110,16 @@ pub async fn run(opts: Options) -> i32 {
         .unwrap_or(0);
     let users = opts.users.max(needed);
 
+    // In the open loop the clients are the customers the arrivals borrow: the in-flight cap.
+    let (mode, clients) = match opts.rate {
+        Some(rate) => (
+            format!(", open loop at {rate} arrivals/s per scenario,"),
+            "arrivals in flight at most",
+        ),
+        None => (String::new(), "clients"),
+    };
     eprintln!(
-        "mall-load: run {run} against {}: {} for {:.1} s{} with {} clients ({}); {users} customers, {} products, flash-sale stock {}",
+        "mall-load: run {run} against {}: {} for {:.1} s{}{mode} with {} {clients} ({}); {users} customers, {} products, flash-sale stock {}",
         api.targets().join(", "),
         opts.scenarios
             .iter()
@@ -190,15 +199,37 @@ pub async fn run(opts: Options) -> i32 {
                 .join(", "),
             opts.duration.as_secs_f64()
         );
-        outputs.extend(scenarios::run_clients(shared.clone(), clients, opts.duration).await);
+        let out = match opts.rate {
+            Some(rate) => open::run(shared.clone(), clients, rate, opts.duration).await,
+            None => scenarios::run_clients(shared.clone(), clients, opts.duration).await,
+        };
+        outputs.extend(out);
     }
 
     let scenario_reports: Vec<ScenarioReport> = outputs
         .iter()
-        .map(|o| ScenarioReport::new(o.scenario.name(), o.clients, o.elapsed, &o.rec))
+        .map(|o| {
+            let mut r = ScenarioReport::new(o.scenario.name(), o.clients, o.elapsed, &o.rec);
+            r.open_loop = o.open.map(|run| {
+                OpenLoopFigures::new(
+                    &o.rec,
+                    run.schedule.rate(),
+                    run.schedule.count(),
+                    run.missed,
+                    run.cap,
+                    run.length,
+                )
+            });
+            r
+        })
         .collect();
     println!();
     print!("{}", report::table(&scenario_reports));
+    let open_table = report::open_table(&scenario_reports);
+    if !open_table.is_empty() {
+        println!();
+        print!("{open_table}");
+    }
     for s in &scenario_reports {
         if !s.counters.is_empty() {
             let counts: Vec<String> = s.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -271,6 +302,7 @@ pub async fn run(opts: Options) -> i32 {
                 }
                 .to_owned(),
                 duration_secs: opts.duration.as_secs_f64(),
+                rate: opts.rate,
                 concurrency: opts.concurrency,
                 users: seeded.users.len(),
                 products: seeded.products.len(),

@@ -61,6 +61,15 @@ pub struct Recorder {
     pub counters: BTreeMap<&'static str, u64>,
     /// Attempts by target index.
     pub targets: BTreeMap<usize, TargetCount>,
+    /// Open loop only: each arrival's latency from its scheduled start to its end, in
+    /// microseconds.
+    pub arrivals_us: Vec<u64>,
+    /// Open loop only: each arrival's lateness, from its scheduled start to its first request
+    /// going out, in microseconds (the load generator's own delay; it counts in the latency).
+    pub start_lags_us: Vec<u64>,
+    /// Open loop only, for arrivals that are one request: their latency from the scheduled
+    /// start by operation, in microseconds.
+    pub arrival_ops_us: BTreeMap<&'static str, Vec<u64>>,
 }
 
 impl Recorder {
@@ -81,8 +90,7 @@ impl Recorder {
             }
         }
         let rec = self.ops.entry(op).or_default();
-        rec.latencies_us
-            .push(u64::try_from(reply.latency.as_micros()).unwrap_or(u64::MAX));
+        rec.latencies_us.push(micros(reply.latency));
         rec.failovers += reply.failovers();
         rec.retried_503 += reply.retried_503();
         if reply.ok() {
@@ -108,6 +116,24 @@ impl Recorder {
         self.record(op, reply, |_, _| false);
     }
 
+    /// Records an open-loop arrival: its latency from the scheduled start, how late it
+    /// started, and, when it was one request, which operation that was.
+    pub fn record_arrival(
+        &mut self,
+        op: Option<&'static str>,
+        latency: Duration,
+        start_lag: Duration,
+    ) {
+        self.arrivals_us.push(micros(latency));
+        self.start_lags_us.push(micros(start_lag));
+        if let Some(op) = op {
+            self.arrival_ops_us
+                .entry(op)
+                .or_default()
+                .push(micros(latency));
+        }
+    }
+
     /// Adds to a domain count.
     pub fn count(&mut self, name: &'static str, n: u64) {
         *self.counters.entry(name).or_default() += n;
@@ -126,6 +152,11 @@ impl Recorder {
             t.answered += v.answered;
             t.no_answer += v.no_answer;
         }
+        self.arrivals_us.extend(other.arrivals_us);
+        self.start_lags_us.extend(other.start_lags_us);
+        for (op, v) in other.arrival_ops_us {
+            self.arrival_ops_us.entry(op).or_default().extend(v);
+        }
     }
 
     /// Every operation together.
@@ -136,6 +167,11 @@ impl Recorder {
         }
         all
     }
+}
+
+/// A duration in whole microseconds (saturating).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Latency figures, in milliseconds.
@@ -174,11 +210,28 @@ pub struct Figures {
     pub retried_503: u64,
 }
 
+impl Latency {
+    /// The figures of some latencies in microseconds, in any order.
+    pub fn of(latencies_us: &[u64]) -> Latency {
+        let mut lat = latencies_us.to_vec();
+        lat.sort_unstable();
+        Latency {
+            p50_ms: percentile_ms(&lat, 50.0),
+            p95_ms: percentile_ms(&lat, 95.0),
+            p99_ms: percentile_ms(&lat, 99.0),
+            max_ms: lat.last().map_or(0.0, |&us| us as f64 / 1000.0),
+            mean_ms: if lat.is_empty() {
+                0.0
+            } else {
+                lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1000.0
+            },
+        }
+    }
+}
+
 impl Figures {
     fn of(rec: &OpRecord, elapsed: Duration) -> Figures {
-        let mut lat = rec.latencies_us.clone();
-        lat.sort_unstable();
-        let requests = lat.len() as u64;
+        let requests = rec.latencies_us.len() as u64;
         let secs = elapsed.as_secs_f64();
         Figures {
             requests,
@@ -187,17 +240,7 @@ impl Figures {
             } else {
                 0.0
             },
-            latency: Latency {
-                p50_ms: percentile_ms(&lat, 50.0),
-                p95_ms: percentile_ms(&lat, 95.0),
-                p99_ms: percentile_ms(&lat, 99.0),
-                max_ms: lat.last().map_or(0.0, |&us| us as f64 / 1000.0),
-                mean_ms: if lat.is_empty() {
-                    0.0
-                } else {
-                    lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1000.0
-                },
-            },
+            latency: Latency::of(&rec.latencies_us),
             errors_by_status: rec
                 .errors
                 .iter()
@@ -251,6 +294,73 @@ pub struct ScenarioReport {
     pub counters: BTreeMap<String, u64>,
     /// Per request kind.
     pub operations: Vec<OpReport>,
+    /// With `--rate`: the arrivals, their latency from the scheduled start and those missed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_loop: Option<OpenLoopFigures>,
+}
+
+/// What the open loop (`--rate`) measured of one scenario's arrivals. An arrival is one step of
+/// the scenario (see `mall-load --help`); its latency runs from the moment the schedule said it
+/// starts, not from when its first request went out, so a queue in the mall or in the load
+/// generator shows in it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenLoopFigures {
+    /// The arrival rate asked for, per second.
+    pub rate: f64,
+    /// Arrivals on the schedule.
+    pub scheduled: u64,
+    /// Arrivals started.
+    pub started: u64,
+    /// Arrivals not started because `in_flight_cap` of the scenario's were still in flight
+    /// (every customer busy): missed, and not in the latencies.
+    pub missed: u64,
+    /// The most arrivals of the scenario in flight at once.
+    pub in_flight_cap: usize,
+    /// Started arrivals per second of the schedule's length.
+    pub achieved_rate: f64,
+    /// From each started arrival's scheduled start to its end.
+    pub latency: Latency,
+    /// From each started arrival's scheduled start to its task starting (its first request
+    /// goes out right after).
+    pub start_lag: Latency,
+    /// When an arrival is one request (browse, cart, an unpaid flash-sale order): each
+    /// request kind's latency from its scheduled start.
+    pub operations: BTreeMap<String, Latency>,
+}
+
+impl OpenLoopFigures {
+    /// The figures of `rec`'s arrivals, for a schedule of `scheduled` arrivals at `rate` per
+    /// second over `length`, of which `missed` found no free customer.
+    pub fn new(
+        rec: &Recorder,
+        rate: f64,
+        scheduled: u64,
+        missed: u64,
+        in_flight_cap: usize,
+        length: Duration,
+    ) -> OpenLoopFigures {
+        let started = rec.arrivals_us.len() as u64;
+        let secs = length.as_secs_f64();
+        OpenLoopFigures {
+            rate,
+            scheduled,
+            started,
+            missed,
+            in_flight_cap,
+            achieved_rate: if secs > 0.0 {
+                started as f64 / secs
+            } else {
+                0.0
+            },
+            latency: Latency::of(&rec.arrivals_us),
+            start_lag: Latency::of(&rec.start_lags_us),
+            operations: rec
+                .arrival_ops_us
+                .iter()
+                .map(|(op, v)| ((*op).to_owned(), Latency::of(v)))
+                .collect(),
+        }
+    }
 }
 
 impl ScenarioReport {
@@ -274,6 +384,7 @@ impl ScenarioReport {
                     figures: Figures::of(r, elapsed),
                 })
                 .collect(),
+            open_loop: None,
         }
     }
 }
@@ -315,6 +426,10 @@ pub struct Parameters {
     pub mode: String,
     /// Seconds of load (per scenario when sequential).
     pub duration_secs: f64,
+    /// With `--rate`: arrivals per second of each scenario (open loop); `concurrency` is then
+    /// the cap on arrivals in flight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
     /// Virtual clients.
     pub concurrency: usize,
     /// Customers seeded.
@@ -487,6 +602,78 @@ pub fn table(scenarios: &[ScenarioReport]) -> String {
     out
 }
 
+/// The open-loop table: per scenario, the arrivals scheduled, started and missed, and their
+/// latency from the scheduled start. Empty when no scenario ran open loop.
+pub fn open_table(scenarios: &[ScenarioReport]) -> String {
+    let mut out = String::new();
+    let open: Vec<(&str, &OpenLoopFigures)> = scenarios
+        .iter()
+        .filter_map(|s| s.open_loop.as_ref().map(|o| (s.scenario.as_str(), o)))
+        .collect();
+    if open.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "open loop: arrivals, latency from each one's scheduled start (ms)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<12} {:>9} {:>9} {:>9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>11}",
+        "scenario",
+        "rate/s",
+        "scheduled",
+        "started",
+        "missed",
+        "done/s",
+        "p50",
+        "p95",
+        "p99",
+        "max",
+        "lag p99"
+    );
+    for (name, o) in open {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>9.1} {:>9} {:>9} {:>8} {:>9.1} {:>8} {:>8} {:>8} {:>9} {:>11}",
+            name,
+            o.rate,
+            o.scheduled,
+            o.started,
+            o.missed,
+            o.achieved_rate,
+            ms(o.latency.p50_ms),
+            ms(o.latency.p95_ms),
+            ms(o.latency.p99_ms),
+            ms(o.latency.max_ms),
+            ms(o.start_lag.p99_ms),
+        );
+        for (op, l) in &o.operations {
+            let _ = writeln!(
+                out,
+                "  {:<59} {:>8} {:>8} {:>8} {:>9}",
+                op,
+                ms(l.p50_ms),
+                ms(l.p95_ms),
+                ms(l.p99_ms),
+                ms(l.max_ms),
+            );
+        }
+    }
+    let missed: u64 = scenarios
+        .iter()
+        .filter_map(|s| s.open_loop.as_ref())
+        .map(|o| o.missed)
+        .sum();
+    if missed > 0 {
+        let _ = writeln!(
+            out,
+            "note: {missed} arrivals were missed: every customer of their scenario was busy (the in-flight cap is --concurrency); they are not in the latencies, and the rate was not reached"
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,6 +723,54 @@ mod tests {
         assert_eq!(r.figures.latency.max_ms, 8.0);
         assert_eq!(r.counters["orders_placed"], 1);
         assert!(table(&[r]).contains("flash-sale"));
+    }
+
+    #[test]
+    fn open_loop_figures_come_from_the_schedule() {
+        let mut a = Recorder::default();
+        // Two product reads and a search, each one arrival; their request rows keep the
+        // service time, the arrivals' figures the time from the schedule.
+        a.record_plain("GET /products/{id}", &reply(200, "{}", 2));
+        a.record_arrival(
+            Some("GET /products/{id}"),
+            Duration::from_millis(12),
+            Duration::from_millis(10),
+        );
+        a.record_plain("GET /products/{id}", &reply(200, "{}", 3));
+        a.record_arrival(
+            Some("GET /products/{id}"),
+            Duration::from_millis(3),
+            Duration::ZERO,
+        );
+        let mut b = Recorder::default();
+        b.record_plain("GET /products?q=", &reply(200, "{}", 40));
+        b.record_arrival(
+            Some("GET /products?q="),
+            Duration::from_millis(40),
+            Duration::ZERO,
+        );
+        // A purchase: one arrival of several requests, in no request kind's row.
+        b.record_arrival(None, Duration::from_millis(100), Duration::from_millis(1));
+        a.merge(b);
+        let mut r = ScenarioReport::new("browse", 8, Duration::from_secs(1), &a);
+        assert!(r.open_loop.is_none(), "closed loop unless told");
+        assert_eq!(open_table(&[r.clone()]), "");
+        let o = OpenLoopFigures::new(&a, 5.0, 5, 1, 8, Duration::from_secs(1));
+        assert_eq!((o.scheduled, o.started, o.missed), (5, 4, 1));
+        assert_eq!(o.achieved_rate, 4.0);
+        assert_eq!(o.latency.max_ms, 100.0);
+        assert_eq!(o.latency.p50_ms, 12.0);
+        assert_eq!(o.start_lag.max_ms, 10.0);
+        assert_eq!(o.operations["GET /products/{id}"].max_ms, 12.0);
+        assert_eq!(o.operations["GET /products?q="].p50_ms, 40.0);
+        assert_eq!(o.operations.len(), 2);
+        // The request row still says 3 ms: the 10 ms the first one waited to start is not
+        // the server's.
+        assert_eq!(r.operations[0].figures.latency.max_ms, 3.0);
+        r.open_loop = Some(o);
+        let text = open_table(&[r]);
+        assert!(text.contains("1 arrivals were missed"), "{text}");
+        assert!(text.contains("GET /products?q="), "{text}");
     }
 
     #[test]
