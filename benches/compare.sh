@@ -2,7 +2,8 @@
 # Before and after, against the database's own ceiling, on PostgreSQL: ROUNDS rounds run back to
 # back, each interleaving the read path (`GET /api/v1/products/{id}` of one product, by wrk:
 # benches/read.sh, with the bare actix-web route of http-ceiling as its ceiling when that is
-# built), the cart scenario on this build and on another, the pgbench purchase script, the
+# built), the cart scenario on this build and on another, the pgbench purchase scripts (the SQL
+# the mall ran before issue 16, and the SQL it runs now), the
 # checkout scenario on both builds, the hot-row scripts, and the flash sale on both builds, so
 # the machine's drift hits every figure alike. Build both first (the other, e.g., in a git
 # worktree with its own target directory; this one also with `--bin http-ceiling` for the read
@@ -48,6 +49,7 @@ for round in $(seq 1 "$rounds"); do
     echo "cart, the other build:"
     BIN_DIR=$other_bin MALL_CONFIG=$other_config PGSTATS=1 benches/load.sh postgres "${cart[@]}" 2>&1 | grep -E "$show_cart" || true
     echo "pgbench purchase.sql, 32 clients: $(pgb purchase.sql 32)"
+    echo "pgbench purchase-now.sql, 32 clients: $(pgb purchase-now.sql 32)"
     echo "checkout, this build:"
     PGSTATS=1 benches/load.sh postgres "${checkout[@]}" 2>&1 | grep -E "$show" || true
     echo "checkout, the other build:"

@@ -5,8 +5,8 @@
 # per request), so the machine's drift hits every figure alike. PostgreSQL by default (no Redis).
 # Build first:
 #   cargo build --release -p mall-http --bin mall -p mall-bench --bin http-ceiling
-# Usage: benches/read.sh [sqlite|postgres] [rounds] [seconds] [connections]
-#   e.g. benches/read.sh postgres 3 10 64
+# Usage: benches/read-ratio.sh [sqlite|postgres] [rounds] [seconds] [connections]
+#   e.g. benches/read-ratio.sh postgres 3 10 64
 # BIN_DIR names another build of `mall` to run (default target/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
