@@ -25,7 +25,7 @@ psql $pg -q -d "$db" -f benches/pgbench/seed.sql
 pgb() { pgbench $pg -n -M prepared -f "benches/pgbench/$1" -c "$2" -j 2 -T "$secs" "$db" 2>&1 | grep -E "^tps"; }
 show="^  POST|postgres during|order_placement_batch_size_(sum|count)|FAIL"
 show_cart="^cart |^  [A-Z]+ /api/v1/cart|postgres during|FAIL"
-cart=(--scenario cart --duration "$secs" --concurrency 32)
+cart=(--scenario cart --duration "$secs" --concurrency 32 --no-idempotency-keys)
 ceiling_port=18991
 # The bare HTTP route's requests/s: the read path's ceiling in the same round.
 ceiling() {
@@ -37,8 +37,8 @@ ceiling() {
         awk '/^Requests\/sec:/ { r = $2 } $1 == "50%" { p50 = $2 } $1 == "99%" { p99 = $2 } END { print r " rps, p50 " p50 ", p99 " p99 }'
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
 }
-checkout=(--scenario checkout --duration "$secs" --concurrency 32)
-flash=(--scenario flash-sale --duration "$secs" --concurrency 32 --flash-stock 10000000 --no-flash-pay)
+checkout=(--scenario checkout --duration "$secs" --concurrency 32 --no-idempotency-keys)
+flash=(--scenario flash-sale --duration "$secs" --concurrency 32 --flash-stock 10000000 --no-flash-pay --no-idempotency-keys)
 for round in $(seq 1 "$rounds"); do
     echo "### round $round"
     echo "http-ceiling GET /product (wrk -t2 -c64): $(ceiling)"
