@@ -18,23 +18,13 @@ bin=${BIN_DIR:-target/release}
 ceiling_port=18990
 cached_port=18901
 uncached_port=18902
-scratch=$(mktemp -d /tmp/mall-read.XXXXXX)
-db=mall_read_$$
-pg="-h 127.0.0.1 -U postgres"
-case "$backend" in
-    sqlite) url="sqlite://$scratch/mall.db" ;;
-    postgres)
-        psql $pg -qc "CREATE DATABASE $db"
-        url="postgres://postgres@127.0.0.1:5432/$db"
-        ;;
-    *) echo "backend must be sqlite or postgres" >&2; exit 2 ;;
-esac
+# shellcheck source=benches/scratch.sh
+source benches/scratch.sh read
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    [ "$backend" = postgres ] && psql $pg -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
-    rm -rf "$scratch"
+    drop_scratch
 }
 trap cleanup EXIT
 

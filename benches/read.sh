@@ -14,22 +14,12 @@ secs=${2:-10}
 port=${PORT:-18900}
 bin=${BIN_DIR:-target/release}
 config=${MALL_CONFIG:-config.toml}
-scratch=$(mktemp -d /tmp/mall-read.XXXXXX)
-db=mall_read_$$
-pg="-h 127.0.0.1 -U postgres"
-case "$backend" in
-    sqlite) url="sqlite://$scratch/mall.db" ;;
-    postgres)
-        psql $pg -qc "CREATE DATABASE $db"
-        url="postgres://postgres@127.0.0.1:5432/$db"
-        ;;
-    *) echo "backend must be sqlite or postgres" >&2; exit 2 ;;
-esac
+# shellcheck source=benches/scratch.sh
+source benches/scratch.sh read
 mall_pid=
 cleanup() {
     [ -n "$mall_pid" ] && kill "$mall_pid" 2>/dev/null && wait "$mall_pid" 2>/dev/null || true
-    [ "$backend" = postgres ] && psql $pg -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
-    rm -rf "$scratch"
+    drop_scratch
 }
 trap cleanup EXIT
 
