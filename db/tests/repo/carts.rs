@@ -4,11 +4,10 @@
 use futures_util::future::join_all;
 use mall_db::Db;
 use mall_db::clock;
-use mall_db::models::NewProduct;
 use mall_db::repo::carts::{self, LineWrite, StoredLine, WriteOutcome};
 use mall_db::repo::products;
 
-use crate::common::{add_user, next_id, rd, wr};
+use crate::common::{add_product, add_user, next_id, rd, wr};
 
 on_both_backends!(a_cart_is_created_once_then_written_at_its_version);
 
@@ -79,8 +78,8 @@ on_both_backends!(a_line_is_upserted_at_the_carts_version_and_only_for_a_live_pr
 /// version, is refused at a stale version, and writes nothing for a deleted product.
 async fn a_line_is_upserted_at_the_carts_version_and_only_for_a_live_product(db: &Db) {
     let user = add_user(db, "cart-line@example.com", &[]).await.id;
-    let kettle = add_product(db, user, "kettle").await;
-    let lamp = add_product(db, user, "lamp").await;
+    let kettle = add_product(db, user, "kettle", 100, 10).await;
+    let lamp = add_product(db, user, "lamp", 100, 10).await;
     let upsert = |product_id: i64, quantity: i32, position: i64, version: i64| async move {
         let line = StoredLine {
             product_id,
@@ -119,24 +118,4 @@ async fn a_line_is_upserted_at_the_carts_version_and_only_for_a_live_product(db:
         .map(|l| (l.product_id, l.quantity))
         .collect();
     assert_eq!(lines, [(kettle, 5), (lamp, 1)]);
-}
-
-async fn add_product(db: &Db, merchant: i64, name: &str) -> i64 {
-    let now = clock::now();
-    let p = NewProduct {
-        id: next_id(),
-        merchant_id: merchant,
-        name: name.to_owned(),
-        description: String::new(),
-        price_cents: 100,
-        stock: 10,
-        image_url: None,
-        created_at: now,
-        updated_at: now,
-    };
-    products::insert(&mut wr(db).await, p, &[])
-        .await
-        .expect("product inserted")
-        .0
-        .id
 }

@@ -2,8 +2,8 @@
 
 use std::sync::LazyLock;
 
-use mall_db::models::{NewUser, RefreshTokenRow, SessionRow, UserRow};
-use mall_db::repo::{sessions, users};
+use mall_db::models::{NewProduct, NewUser, RefreshTokenRow, SessionRow, UserRow};
+use mall_db::repo::{products, sessions, users};
 use mall_db::testing::TestDatabase;
 use mall_db::{Db, DbConn, IdGenerator, PoolOptions, clock};
 use time::{Duration, PrimitiveDateTime};
@@ -130,4 +130,25 @@ pub async fn session_of(db: &Db, hash: &str) -> SessionRow {
         .await
         .expect("session_of_token query")
         .expect("the token is stored")
+}
+
+/// A new live product of `merchant` named `name`; returns its id.
+pub async fn add_product(db: &Db, merchant: i64, name: &str, price_cents: i64, stock: i64) -> i64 {
+    let now = clock::now();
+    let p = NewProduct {
+        id: next_id(),
+        merchant_id: merchant,
+        name: name.to_owned(),
+        description: String::new(),
+        price_cents,
+        stock,
+        image_url: None,
+        created_at: now,
+        updated_at: now,
+    };
+    products::insert(&mut wr(db).await, p, &[])
+        .await
+        .expect("product inserted")
+        .0
+        .id
 }

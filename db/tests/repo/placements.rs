@@ -7,7 +7,6 @@ use diesel_async::RunQueryDsl;
 use futures_util::future::join_all;
 use mall_db::domain::placement::Refused;
 use mall_db::domain::{CancelReason, OrderStatus, PaymentStatus};
-use mall_db::models::NewProduct;
 use mall_db::repo::carts::{self, LineWrite, StoredLine, WriteOutcome};
 use mall_db::repo::idempotency::{self, Claim};
 use mall_db::repo::orders::{self, IdempotencyBinding, NewOrder, WantedLine};
@@ -17,7 +16,7 @@ use mall_db::schema::products as products_table;
 use mall_db::{Db, clock, with_conn};
 use time::Duration;
 
-use crate::common::{add_user, next_id, rd, wr};
+use crate::common::{add_product, add_user, next_id, rd, wr};
 
 on_both_backends!(
     a_batch_places_every_order_the_stock_covers,
@@ -34,23 +33,8 @@ on_both_backends!(
 );
 
 async fn product(db: &Db, merchant: i64, price_cents: i64, stock: i64) -> i64 {
-    let now = clock::now();
-    let p = NewProduct {
-        id: next_id(),
-        merchant_id: merchant,
-        name: format!("product {price_cents}"),
-        description: String::new(),
-        price_cents,
-        stock,
-        image_url: None,
-        created_at: now,
-        updated_at: now,
-    };
-    products::insert(&mut wr(db).await, p, &[])
-        .await
-        .expect("product inserted")
-        .0
-        .id
+    let name = format!("product {price_cents}");
+    add_product(db, merchant, &name, price_cents, stock).await
 }
 
 async fn stock(db: &Db, id: i64) -> i64 {
