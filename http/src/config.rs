@@ -53,7 +53,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CatalogConfig {
-    /// Most JSON the cache holds, in MiB (0: no cache; every read goes to the database).
+    /// MiB for each of the product cache and the carts' price list (0: neither; every read goes
+    /// to the database).
     pub cache_max_mb: u64,
     /// Longest an entry lives: how stale another node's copy can be if a change notice is lost.
     pub cache_ttl_ms: u64,
