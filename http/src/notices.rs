@@ -251,6 +251,7 @@ impl Notifier {
                         tracing::info!(bus = me.bus.name(), "listening for change notices");
                         // Whatever changed while nobody listened was missed.
                         me.products.clear();
+                        me.prices.clear();
                         while let Some(payload) = subscription.next().await {
                             if let Some(notice) = decode(&payload) {
                                 me.apply(&notice).await;
@@ -280,15 +281,14 @@ impl Announce for Notifier {
 /// Tells the other nodes over `bus` (best effort: a lost notice is bounded by the caches'
 /// lifetimes). A long list of products goes as several notices.
 async fn publish(bus: &Bus, notice: &Notice) {
+    let chunked = |ids: &[i64], each: fn(Vec<i64>) -> Notice| -> Vec<String> {
+        ids.chunks(IDS_PER_NOTICE)
+            .map(|chunk| encode(&each(chunk.to_vec())))
+            .collect()
+    };
     let payloads = match notice {
-        Notice::Products(ids) => ids
-            .chunks(IDS_PER_NOTICE)
-            .map(|chunk| encode(&Notice::Products(chunk.to_vec())))
-            .collect(),
-        Notice::Stock(ids) => ids
-            .chunks(IDS_PER_NOTICE)
-            .map(|chunk| encode(&Notice::Stock(chunk.to_vec())))
-            .collect(),
+        Notice::Products(ids) => chunked(ids, Notice::Products),
+        Notice::Stock(ids) => chunked(ids, Notice::Stock),
         other => vec![encode(other)],
     };
     for payload in payloads {
