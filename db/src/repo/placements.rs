@@ -183,39 +183,130 @@ struct NewRows {
     payments: Vec<PaymentRow>,
 }
 
-/// Writes a batch's new rows.
-trait InsertRows {
-    fn insert_rows(&mut self, rows: NewRows) -> impl Future<Output = QueryResult<()>> + Send;
+/// Everything a batch writes once its plan is made, but the idempotency keys.
+struct BatchWrites<'a> {
+    /// The carts that checked out: `(user, the version read, now)`, in the group's order.
+    bumps: Vec<(i64, i64, time::PrimitiveDateTime)>,
+    /// Each product's stock to take, in id order.
+    takes: &'a [(i64, i64)],
+    rows: NewRows,
 }
 
-impl InsertRows for crate::AsyncPgConnection {
-    async fn insert_rows(&mut self, rows: NewRows) -> QueryResult<()> {
-        for chunk in rows.orders.chunks(INSERT_CHUNK) {
+/// What the writes found.
+struct Written {
+    /// Rows each cart bump changed, in the order of `bumps` (0: the cart changed).
+    bumped: Vec<usize>,
+    /// Whether every stock update found its stock.
+    stock_taken: bool,
+}
+
+/// Applies a batch's writes. On PostgreSQL the statements that do not wait on each other go
+/// out together on the connection (pipelined): the cart bumps, the emptied carts' lines, the
+/// stock updates and the orders in one flight, then the lines and the sessions that name those
+/// orders in a second; on SQLite they run one after another.
+trait WriteBatch {
+    fn write_batch(
+        &mut self,
+        w: BatchWrites<'_>,
+    ) -> impl Future<Output = QueryResult<Written>> + Send;
+}
+
+macro_rules! bump_query {
+    ($user:expr, $version:expr, $now:expr) => {
+        diesel::update(carts::table.find($user).filter(carts::version.eq($version)))
+            .set((carts::version.eq($version + 1), carts::updated_at.eq($now)))
+    };
+}
+
+macro_rules! empty_query {
+    ($users:expr) => {
+        diesel::delete(cart_lines::table.filter(cart_lines::user_id.eq_any($users)))
+    };
+}
+
+macro_rules! take_query {
+    ($id:expr, $taken:expr) => {
+        diesel::update(
+            products::table
+                .find($id)
+                .filter(products::deleted_at.is_null())
+                .filter(products::stock.ge($taken)),
+        )
+        .set(products::stock.eq(products::stock - $taken))
+    };
+}
+
+impl WriteBatch for crate::AsyncPgConnection {
+    async fn write_batch(&mut self, w: BatchWrites<'_>) -> QueryResult<Written> {
+        use futures_util::future::{join, join_all, join4};
+        let conn: &crate::AsyncPgConnection = self;
+        let users: Vec<i64> = w.bumps.iter().map(|b| b.0).collect();
+        let bumps = join_all(
+            w.bumps
+                .iter()
+                .map(|&(user, version, now)| bump_query!(user, version, now).execute(&mut &*conn)),
+        );
+        let emptied = async {
+            if users.is_empty() {
+                return Ok(0);
+            }
+            empty_query!(users.clone()).execute(&mut &*conn).await
+        };
+        let takes = join_all(
+            w.takes
+                .iter()
+                .map(|&(id, taken)| take_query!(id, taken).execute(&mut &*conn)),
+        );
+        let orders = join_all(w.rows.orders.chunks(INSERT_CHUNK).map(|chunk| {
             diesel::insert_into(orders::table)
                 .values(chunk)
-                .execute(self)
-                .await?;
-        }
-        for chunk in rows.items.chunks(INSERT_CHUNK) {
+                .execute(&mut &*conn)
+        }));
+        let (bumped, emptied, taken, ordered) = join4(bumps, emptied, takes, orders).await;
+        emptied?;
+        let bumped = bumped.into_iter().collect::<QueryResult<Vec<usize>>>()?;
+        let taken = taken.into_iter().collect::<QueryResult<Vec<usize>>>()?;
+        ordered.into_iter().collect::<QueryResult<Vec<usize>>>()?;
+        // The lines and sessions name their order: they go once the orders are in.
+        let items = join_all(w.rows.items.chunks(INSERT_CHUNK).map(|chunk| {
             diesel::insert_into(order_items::table)
                 .values(chunk)
-                .execute(self)
-                .await?;
-        }
-        for chunk in rows.payments.chunks(INSERT_CHUNK) {
+                .execute(&mut &*conn)
+        }));
+        let sessions = join_all(w.rows.payments.chunks(INSERT_CHUNK).map(|chunk| {
             diesel::insert_into(payments::table)
                 .values(chunk)
-                .execute(self)
-                .await?;
-        }
-        Ok(())
+                .execute(&mut &*conn)
+        }));
+        let (items, sessions) = join(items, sessions).await;
+        items
+            .into_iter()
+            .chain(sessions)
+            .collect::<QueryResult<Vec<usize>>>()?;
+        Ok(Written {
+            bumped,
+            stock_taken: taken.iter().all(|&n| n > 0),
+        })
     }
 }
 
-impl InsertRows for SqliteConn {
-    fn insert_rows(&mut self, rows: NewRows) -> impl Future<Output = QueryResult<()>> + Send {
+impl WriteBatch for SqliteConn {
+    async fn write_batch(&mut self, w: BatchWrites<'_>) -> QueryResult<Written> {
+        let mut bumped = Vec::with_capacity(w.bumps.len());
+        for &(user, version, now) in &w.bumps {
+            bumped.push(bump_query!(user, version, now).execute(&mut *self).await?);
+        }
+        let users: Vec<i64> = w.bumps.iter().map(|b| b.0).collect();
+        if !users.is_empty() {
+            empty_query!(users).execute(&mut *self).await?;
+        }
+        let mut stock_taken = true;
+        for &(id, taken) in w.takes {
+            stock_taken &= take_query!(id, taken).execute(&mut *self).await? > 0;
+        }
         // diesel-async's SQLite wrapper has no multi-row insert; the synchronous connection it
         // wraps has, so the inserts run there, in one hop to the blocking thread.
+        let rows = w.rows;
         self.spawn_blocking(move |c| {
             for chunk in rows.orders.chunks(INSERT_CHUNK) {
                 diesel::RunQueryDsl::execute(diesel::insert_into(orders::table).values(chunk), c)?;
@@ -233,6 +324,11 @@ impl InsertRows for SqliteConn {
                 )?;
             }
             Ok(())
+        })
+        .await?;
+        Ok(Written {
+            bumped,
+            stock_taken,
         })
     }
 }
@@ -273,43 +369,12 @@ async fn attempt(
         let stocked = c.read_for_update(ids.clone()).await?;
         let plan = plan(&stocked, group.iter().map(|&i| &batch[i]));
 
-        // Carts first: a checkout whose cart changed is taken out of the batch.
-        let mut emptied: Vec<i64> = Vec::new();
-        for (k, (&i, born)) in group.iter().zip(&plan.orders).enumerate() {
-            let (Ok(_), Some(part)) = (born, &batch[i].checkout) else { continue };
-            let user = batch[i].order.user_id;
-            let bumped = diesel::update(carts::table.find(user).filter(carts::version.eq(part.cart_version)))
-                .set((carts::version.eq(part.cart_version + 1), carts::updated_at.eq(batch[i].now)))
-                .execute(c)
-                .await?;
-            if bumped == 0 {
-                return Err(Abort::Drop(k, PlaceError::CartChanged));
-            }
-            emptied.push(user);
-        }
-        if !emptied.is_empty() {
-            diesel::delete(cart_lines::table.filter(cart_lines::user_id.eq_any(emptied))).execute(c).await?;
-        }
-
-        // Each product's stock, once for the whole batch, in id order.
-        for &(id, taken) in &plan.takes {
-            let updated = diesel::update(
-                products::table
-                    .find(id)
-                    .filter(products::deleted_at.is_null())
-                    .filter(products::stock.ge(taken)),
-            )
-            .set(products::stock.eq(products::stock - taken))
-            .execute(c)
-            .await?;
-            if updated == 0 {
-                return Err(Abort::StockMoved);
-            }
-        }
-
         let mut rows = NewRows { orders: Vec::new(), items: Vec::new(), payments: Vec::new() };
+        let mut bumps = Vec::new();
+        // Which of the group each cart bump is for.
+        let mut bumped_for = Vec::new();
         let mut answers = Vec::with_capacity(group.len());
-        for (&i, born) in group.iter().zip(plan.orders) {
+        for (k, (&i, born)) in group.iter().zip(plan.orders).enumerate() {
             let born = match born {
                 Ok(born) => born,
                 Err(refused) => {
@@ -317,13 +382,25 @@ async fn attempt(
                     continue;
                 }
             };
+            if let Some(part) = &batch[i].checkout {
+                bumps.push((batch[i].order.user_id, part.cart_version, batch[i].now));
+                bumped_for.push(k);
+            }
             rows.orders.push(born.order.clone());
             rows.items.extend(born.items.iter().cloned());
             rows.payments.extend(born.payment.iter().cloned());
             let cart_version = batch[i].checkout.as_ref().map(|part| part.cart_version + 1);
             answers.push(Ok(Placed { order: (born.order, born.items), payment: born.payment, cart_version }));
         }
-        c.insert_rows(rows).await?;
+        // A checkout whose cart changed is taken out of the batch; each product's stock is
+        // taken once for the whole batch, in id order.
+        let written = c.write_batch(BatchWrites { bumps, takes: &plan.takes, rows }).await?;
+        if let Some(k) = written.bumped.iter().position(|&n| n == 0) {
+            return Err(Abort::Drop(bumped_for[k], PlaceError::CartChanged));
+        }
+        if !written.stock_taken {
+            return Err(Abort::StockMoved);
+        }
         for (k, (&i, answer)) in group.iter().zip(&answers).enumerate() {
             if let (Ok(placed), Some(b)) = (answer, &batch[i].idem) {
                 // The key must still wait for this order: a caller that gave up released it.
