@@ -7,8 +7,9 @@
 //! Notices only speed things up. Without them (or while the bus is down) every node still
 //! rereads the policy version four times a second and trusts its per-user cache for at most
 //! 400 ms, so the one-second promise holds either way, and nothing ever falls back to "allow".
-//! A cached product lives at most `catalog.cache_ttl_ms`, and the whole product cache is
-//! forgotten whenever the listener (re)connects, since notices sent meanwhile were missed.
+//! A cached product (and a cart's price of it) lives at most `catalog.cache_ttl_ms`, and both
+//! caches are forgotten whenever the listener (re)connects, since notices sent meanwhile were
+//! missed.
 
 use std::future::Future;
 use std::pin::Pin;

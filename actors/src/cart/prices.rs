@@ -55,11 +55,7 @@ pub async fn lookup(
     if missing.is_empty() {
         return Ok(found);
     }
-    let keys: Vec<i64> = ids
-        .iter()
-        .copied()
-        .filter(|id| !found.contains_key(id))
-        .collect();
+    let keys: Vec<i64> = missing.iter().map(|ticket| ticket.key()).collect();
     let mut conn = db.read().await?;
     let mut loaded: HashMap<i64, LinePrice> = carts::line_products(&mut conn, &keys)
         .await?

@@ -229,17 +229,18 @@ impl Latency {
     }
 }
 
+/// `count` over `length`, per second (0 for an empty length).
+fn per_sec(count: u64, length: Duration) -> f64 {
+    let secs = length.as_secs_f64();
+    if secs > 0.0 { count as f64 / secs } else { 0.0 }
+}
+
 impl Figures {
     fn of(rec: &OpRecord, elapsed: Duration) -> Figures {
         let requests = rec.latencies_us.len() as u64;
-        let secs = elapsed.as_secs_f64();
         Figures {
             requests,
-            rps: if secs > 0.0 {
-                requests as f64 / secs
-            } else {
-                0.0
-            },
+            rps: per_sec(requests, elapsed),
             latency: Latency::of(&rec.latencies_us),
             errors_by_status: rec
                 .errors
@@ -340,18 +341,13 @@ impl OpenLoopFigures {
         length: Duration,
     ) -> OpenLoopFigures {
         let started = rec.arrivals_us.len() as u64;
-        let secs = length.as_secs_f64();
         OpenLoopFigures {
             rate,
             scheduled,
             started,
             missed,
             in_flight_cap,
-            achieved_rate: if secs > 0.0 {
-                started as f64 / secs
-            } else {
-                0.0
-            },
+            achieved_rate: per_sec(started, length),
             latency: Latency::of(&rec.arrivals_us),
             start_lag: Latency::of(&rec.start_lags_us),
             operations: rec

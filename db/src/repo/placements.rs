@@ -246,11 +246,11 @@ impl WriteBatch for crate::AsyncPgConnection {
                 .iter()
                 .map(|&(user, version, now)| bump_query!(user, version, now).execute(&mut &*conn)),
         );
-        let emptied = async {
+        let emptied = async move {
             if users.is_empty() {
                 return Ok(0);
             }
-            empty_query!(users.clone()).execute(&mut &*conn).await
+            empty_query!(users).execute(&mut &*conn).await
         };
         let takes = join_all(
             w.takes
